@@ -1,0 +1,27 @@
+# Two entry points for a fresh machine: `make audit` (the main job) and `make test`.
+# Both create .venv and install the pinned versions in constraints.txt on first use.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: audit test bench clean
+
+audit: $(STAMP)
+	$(VENV)/bin/neuron-audit run
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/harvest.py
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# torch first, from the pin: unpinned, transformer-lens would pull a multi-GB CUDA build
+	$(VENV)/bin/pip install --quiet -c constraints.txt torch
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

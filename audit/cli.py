@@ -1,0 +1,121 @@
+"""Command line: ``neuron-audit run | validate``. Thin: parse, call the pipeline, write outputs.
+
+Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from .errors import AuditInputError
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+REPORTS_DIR = Path("reports")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise AuditInputError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="neuron-audit", description="Audit a language model's MLP neurons with probe sets.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="audit a model with probe sets and write results.json + report.html")
+    run.add_argument("--model", default="default",
+                     help="'default' (all-MiniLM-L6-v2, bundled), a local model folder, or a Hugging Face id")
+    run.add_argument("--probeset", nargs="+", metavar="FILE", help="probe-set YAML files (default: all bundled)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<model>-<UTC timestamp>/)")
+    run.add_argument("--top-k", type=_positive_int, default=20, help="neurons reported per probe set (default 20)")
+    run.add_argument("--seed", type=int, default=0, help="seed for bootstrap and controls (default 0)")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    run.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")
+    run.add_argument("--max-length", type=_positive_int, default=128, help="tokens per text before truncation")
+    run.add_argument("--pooling", choices=("max", "mean"), default="max", help="per-text pooling (default max)")
+    run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    validate = commands.add_parser("validate", help="check probe-set YAML files")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .probes import load_probesets
+
+    for probeset in load_probesets(args.files):
+        count = (f"{len(probeset.positive)} positive / {len(probeset.negative)} negative"
+                 if probeset.kind == "concept" else f"{len(probeset.items)} items × {len(probeset.groups)} groups")
+        print(f"ok  {probeset.path}: {probeset.name} ({probeset.kind}, {count})")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .findings import dumps, write_outputs
+    from .models import load_model
+    from .pipeline import RunConfig, run_audit
+    from .probes import bundled_probeset_paths, load_probesets
+    from .report import render_html
+
+    config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size,
+                       max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress)
+    probesets = load_probesets(args.probeset or bundled_probeset_paths())
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise AuditInputError(f"--out: {args.out} exists and is not a folder")
+    model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
+                       trust_remote_code=args.trust_remote_code)
+    result = run_audit(model, probesets, config)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else REPORTS_DIR / f"{model.slug}-{stamp}"
+    write_outputs(out, {"results.json": dumps(result), "report.html": render_html(result)})
+    print(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+    for section in result["probesets"]:
+        top = ", ".join(f"{n['name']} (AUROC {n['auroc']:.3f})" for n in section.get("neurons", [])[:3])
+        if top:
+            print(f"  {section['name']}: {section['summary']['n_significant']} selective neurons; top {top}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``neuron-audit`` and ``python -m audit``."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except AuditInputError as exc:
+        print(f"neuron-audit: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("neuron-audit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, exit 1, traceback on --debug
+        if debug:
+            raise
+        print(f"neuron-audit: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,153 @@
+"""The audit pipeline: harvest each probe set, run the analyses, assemble the result (results.json)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .errors import expected
+from .findings import SCHEMA_VERSION
+from .harvest import POOLINGS, Activations, exemplars, harvest
+from .models import Model
+from .probes import ProbeSet
+from .provenance import package_versions
+from .selectivity import ALPHA, bootstrap_auroc_ci, concept_selectivity, shuffled_control
+from .sites import neuron_name
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one audit run, validated at construction."""
+
+    top_k: int = 20
+    seed: int = 0
+    batch_size: int = 32
+    max_length: int = 128
+    pooling: str = "max"
+    bootstrap_resamples: int = 1000
+    n_exemplars: int = 5
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check_int("top_k", self.top_k, 1, 1000)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("batch_size", self.batch_size, 1, 65536)
+        _check_int("max_length", self.max_length, 2, 1 << 20)
+        _check_int("bootstrap_resamples", self.bootstrap_resamples, 100, 100_000)
+        _check_int("n_exemplars", self.n_exemplars, 1, 100)
+        if self.pooling not in POOLINGS:
+            raise expected("The 'pooling' parameter", f"one of {POOLINGS}", self.pooling)
+
+    def to_dict(self) -> dict[str, Any]:
+        settings = asdict(self)
+        settings.pop("progress")
+        return settings
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise expected(f"The '{name}' parameter", f"an int in [{low}, {high}]", value)
+
+
+def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = RunConfig()) -> dict[str, Any]:
+    """Audit ``model`` on ``probesets``; returns the result dict that results.json serialises."""
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    torch.manual_seed(config.seed)
+    timings: dict[str, float] = {}
+    sections = []
+    truncated = 0
+    for index, probeset in enumerate(probesets):
+        tick = time.perf_counter()
+        acts = harvest(model, probeset.texts, batch_size=config.batch_size, max_length=config.max_length,
+                       progress=config.progress, description=probeset.name)
+        timings[f"harvest:{probeset.name}"] = time.perf_counter() - tick
+        truncated += int(acts.truncated.sum())
+        tick = time.perf_counter()
+        section = probeset.summary()
+        section["truncated_texts"] = int(acts.truncated.sum())
+        section["n_tokens"] = int(acts.n_tokens.sum())
+        if probeset.kind == "concept":
+            section.update(concept_section(model, probeset, acts, config, seed=config.seed + index))
+        timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
+        sections.append(section)
+    run = {"seed": config.seed, "started_at": started_at, "duration_s": time.perf_counter() - started,
+           "device": str(model.device), "versions": package_versions(), "settings": config.to_dict(),
+           "timings_s": timings, "truncated_texts": truncated}
+    return {"schema_version": SCHEMA_VERSION, "model": model.summary(), "run": run, "probesets": sections,
+            "caveats": caveats(sections, config)}
+
+
+def concept_section(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig, *,
+                    seed: int) -> dict[str, Any]:
+    """Selectivity of every neuron for one concept set, with the top ``top_k`` neurons' evidence."""
+    responses = acts.pooled(config.pooling)
+    labels = probeset.labels
+    result = concept_selectivity(responses, labels)
+    control = shuffled_control(responses, labels, seed=seed)
+    top = result.ranking()[:config.top_k]
+    low, high = bootstrap_auroc_ci(responses[labels][:, top], responses[~labels][:, top], seed=seed,
+                                   n_resamples=config.bootstrap_resamples)
+    n_neurons = model.neurons_per_layer
+    texts = probeset.texts
+    neurons = []
+    for rank, flat in enumerate(top):
+        layer, neuron = divmod(int(flat), n_neurons)
+        found = exemplars(model, texts, acts, layer, neuron, k=config.n_exemplars)
+        for example in found:
+            example["label"] = "positive" if labels[example["text_index"]] else "negative"
+        neurons.append({
+            "layer": layer, "neuron": neuron, "name": neuron_name(layer, neuron), "rank": rank + 1,
+            "direction": "positive" if result.auroc[flat] >= 0.5 else "negative",
+            "auroc": result.auroc[flat], "auroc_ci95": [low[rank], high[rank]],
+            "effect_size": result.effect_size[flat], "p_value": result.p_value[flat],
+            "q_value": result.q_value[flat],
+            "mean_positive": responses[labels, flat].mean(), "mean_negative": responses[~labels, flat].mean(),
+            "exemplars": found,
+        })
+    significant = result.significant().reshape(model.n_layers, n_neurons)
+    upward = (result.auroc >= 0.5).reshape(model.n_layers, n_neurons)
+    histogram, edges = np.histogram(result.auroc, bins=20, range=(0.0, 1.0))
+    return {
+        "pooling": config.pooling, "test": "Mann-Whitney U (two-sided), Benjamini-Hochberg across all neurons",
+        "alpha": ALPHA, "neurons": neurons,
+        "summary": {
+            "n_neurons_tested": int(result.auroc.size),
+            "n_significant": int(significant.sum()),
+            "n_significant_positive": int((significant & upward).sum()),
+            "n_significant_negative": int((significant & ~upward).sum()),
+            "per_layer_significant_positive": (significant & upward).sum(axis=1),
+            "per_layer_significant_negative": (significant & ~upward).sum(axis=1),
+            "max_auroc": float(result.auroc.max()), "min_auroc": float(result.auroc.min()),
+            "auroc_histogram": {"edges": edges, "counts": histogram},
+        },
+        "control": {"kind": "shuffled labels", "seed": seed, "n_significant": int(control.significant().sum()),
+                    "max_abs_auroc_deviation": float(control.strength.max())},
+    }
+
+
+def caveats(sections: Sequence[dict[str, Any]], config: RunConfig) -> list[str]:
+    """Plain-language limits of this run's findings."""
+    notes = [
+        "Selectivity is correlational: a neuron that separates the probe texts need not cause the model's "
+        "behaviour on them; ablation validation tells the two apart.",
+        f"Responses are {config.pooling}-pooled over real tokens per text; a neuron can respond to one word "
+        "of a text rather than to the concept as a whole (see each neuron's exemplars).",
+        "Findings hold for these probe texts; other wordings, domains or languages may activate other neurons.",
+    ]
+    for section in sections:
+        if section.get("truncated_texts"):
+            notes.append(f"{section['name']}: {section['truncated_texts']} texts were longer than "
+                         f"{config.max_length} tokens and were truncated.")
+        control = section.get("control")
+        if control and control["n_significant"]:
+            notes.append(f"{section['name']}: with shuffled labels {control['n_significant']} neurons still "
+                         "passed q < 0.05; treat borderline q-values with care.")
+        if section["kind"] == "concept" and min(section["n_positive"], section["n_negative"]) < 30:
+            notes.append(f"{section['name']}: fewer than 30 texts per side; AUROC intervals are wide.")
+    return notes

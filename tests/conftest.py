@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny models built in-process, saved to local folders like a user's checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests import tiny  # noqa: E402
+
+PLANTED_NEURON = 17
+POLY_NEURON = 42
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return tiny.build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def planted_folder(tmp_path_factory, tokenizer) -> Path:
+    """A tiny GPT-2 with neuron L0.N17 reading the concept words (and L0.N42 reading two concepts)."""
+    plants = [tiny.Plant(PLANTED_NEURON, (tuple(tiny.CONCEPT),)),
+              tiny.Plant(POLY_NEURON, (tuple(tiny.CONCEPT[:3]), tuple(tiny.SECOND)))]
+    model = tiny.build_planted_gpt2(tokenizer, plants)
+    return tiny.save(model, tokenizer, tmp_path_factory.mktemp("planted-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def planted_model(planted_folder):
+    from audit.models import load_model
+
+    return load_model(str(planted_folder), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def concept_yaml(tmp_path_factory) -> Path:
+    """A concept probe set for the planted model: positives hold one concept word, negatives none."""
+    document = {"name": "planted", "description": "Planted concept words versus ordinary sentences.",
+                "kind": "concept", "concept": "planted concept",
+                "positive": tiny.sentences(40, seed=1, insert=tiny.CONCEPT),
+                "negative": tiny.sentences(40, seed=2)}
+    path = tmp_path_factory.mktemp("probes") / "planted.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path

@@ -99,9 +99,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "validate": cmd_validate}
 
 
+def _quiet_libraries() -> None:
+    """Keep the terminal to our own progress bars and messages: no loader bars or library warnings."""
+    import logging
+    import warnings
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``neuron-audit`` and ``python -m audit``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_libraries()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:

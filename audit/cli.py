@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check probe-set YAML files")
     validate.add_argument("files", nargs="+", metavar="FILE")
+
+    importer = commands.add_parser("import", help="convert a bias benchmark into a probe-set YAML file")
+    importer.add_argument("format", choices=("crows-pairs", "winobias"))
+    importer.add_argument("source", metavar="FILE_OR_DIR", help="CrowS-Pairs CSV file, or WinoBias folder")
+    importer.add_argument("-o", "--output", required=True, metavar="OUT.yaml")
+    importer.add_argument("--split-by-bias-type", action="store_true",
+                          help="CrowS-Pairs: one probe set per bias type instead of a marker per item")
     return parser
 
 
@@ -93,10 +100,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         top = ", ".join(f"{n['name']} (AUROC {n['auroc']:.3f})" for n in section.get("neurons", [])[:3])
         if top:
             print(f"  {section['name']}: {section['summary']['n_significant']} selective neurons; top {top}")
+        if "disparity" in section:
+            counts = section["disparity"]["counts"]["q_and_effect"]["per_group"]
+            print(f"  {section['name']}: group-selective neurons " + ", ".join(f"{g} {n}" for g, n in counts.items()))
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate}
+def cmd_import(args: argparse.Namespace) -> int:
+    from .findings import write_outputs
+    from .importers import import_crows_pairs, import_winobias, to_yaml
+
+    if args.format == "crows-pairs":
+        documents = import_crows_pairs(args.source, split=args.split_by_bias_type)
+    else:
+        documents = import_winobias(args.source)
+    output = Path(args.output)
+    if output.is_dir():
+        raise AuditInputError(f"--output: {output} is a folder; give a file name ending in .yaml")
+    write_outputs(output.parent, {output.name: to_yaml(documents, source=args.source)})
+    items = sum(len(d["items"]) for d in documents)
+    print(f"wrote {output}: {len(documents)} probe set(s), {items} items")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "import": cmd_import}
 
 
 def _quiet_libraries() -> None:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .errors import expected
 from .models import Model
+from .outputs import allocate, forward, summarize
 
 POOLINGS = ("max", "mean")
 
@@ -33,6 +34,7 @@ class Activations:
     max_length: int
     moments: np.ndarray | None = None  # (4, layers, neurons) float64: sums of x, x², x³, x⁴ over real tokens
     positive: np.ndarray | None = None  # (layers, neurons): real tokens with activation > 0
+    outputs: dict[str, np.ndarray] | None = None  # per-text summaries of the model's outputs (see outputs.py)
 
     def pooled(self, pooling: str = "max") -> np.ndarray:
         """Responses as (texts, layers × neurons), the layout the analyses take."""
@@ -85,8 +87,13 @@ def model_inputs(model: Model, encoded: dict[str, Any]) -> dict[str, torch.Tenso
 
 
 def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
-            token_moments: bool = False, progress: bool = True, description: str = "harvest") -> Activations:
-    """Run ``texts`` through ``model`` once and aggregate every neuron of every layer."""
+            token_moments: bool = False, outputs: bool = False, progress: bool = True,
+            description: str = "harvest") -> Activations:
+    """Run ``texts`` through ``model`` once and aggregate every neuron of every layer.
+
+    ``token_moments`` also keeps per-neuron token moments (density, kurtosis); ``outputs`` also keeps
+    per-text summaries of the model's own outputs (log-likelihood or sentence embedding) from the same pass.
+    """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise expected("The 'batch_size' parameter", "an int >= 1", batch_size)
     if not isinstance(max_length, int) or max_length < 2:
@@ -99,7 +106,8 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
                       n_tokens=np.zeros(n_texts, np.int64), truncated=np.zeros(n_texts, bool), token_count=0,
                       max_length=max_length,
                       moments=np.zeros((4, n_layers, n_neurons)) if token_moments else None,
-                      positive=np.zeros((n_layers, n_neurons)) if token_moments else None)
+                      positive=np.zeros((n_layers, n_neurons)) if token_moments else None,
+                      outputs=allocate(model, n_texts) if outputs else None)
     batch: list[_Batch] = []
 
     def read(layer: int, x: torch.Tensor) -> None:
@@ -114,7 +122,6 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
                                                   (squared * squared).sum(0)]).cpu().numpy()
             out.positive[layer] += (tokens > 0).sum(0).cpu().numpy()
 
-    base = getattr(model.module, "base_model", model.module)
     batches = [order[i:i + batch_size] for i in range(0, n_texts, batch_size)]
     with torch.inference_mode(), model.sites.hooked(read):
         for rows in tqdm(batches, desc=description, unit="batch", disable=not progress, leave=False):
@@ -133,7 +140,11 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
             batch[:] = [_Batch(rows=rows, mean_weights=weights.to(model.device),
                                max_bias=torch.zeros(real.shape).masked_fill(~real, float("-inf")).unsqueeze(-1).to(model.device),
                                real=real.to(model.device))]
-            base(**model_inputs(model, encoded))
+            inputs = model_inputs(model, encoded)
+            result = forward(model, inputs, outputs=outputs)
+            if out.outputs is not None:
+                for key, values in summarize(model, inputs, result).items():
+                    out.outputs[key][rows] = values
     return out
 
 
@@ -166,9 +177,8 @@ def token_traces(model: Model, texts: Sequence[str], neurons: Sequence[tuple[int
         if layer in index:
             values[:, :, wanted[layer]] = x[:, :, index[layer].to(x.device)].float().cpu()
 
-    base = getattr(model.module, "base_model", model.module)
     with torch.inference_mode(), model.sites.hooked(read):
-        base(**model_inputs(model, encoded))
+        forward(model, model_inputs(model, encoded), outputs=False)
     traces = []
     for row in range(len(texts)):
         keep = real[row].nonzero()[:, 0]
@@ -181,7 +191,8 @@ def token_traces(model: Model, texts: Sequence[str], neurons: Sequence[tuple[int
 
 def exemplars(model: Model, texts: Sequence[str], acts: Activations, layer: int, neuron: int,
               *, k: int = 5) -> list[dict[str, Any]]:
-    """The ``k`` texts where a neuron fires most, each with the token (and its character span) at its max."""
+    """The ``k`` texts where a neuron fires most, each with the token at its max: its position among the
+    text's real tokens, its character span, and every real token's activation (for highlighting)."""
     top = np.argsort(-acts.max[:, layer, neuron], kind="stable")[:k]
     traces = token_traces(model, [texts[i] for i in top], [(layer, neuron)], max_length=acts.max_length)
     found = []
@@ -189,7 +200,8 @@ def exemplars(model: Model, texts: Sequence[str], acts: Activations, layer: int,
         values = trace["activations"][:, 0]
         at = int(values.argmax())
         start, end = trace["spans"][at]
-        found.append({"text_index": int(text_index), "text": texts[text_index], "token": trace["tokens"][at],
+        found.append({"text_index": int(text_index), "text": texts[text_index], "position": at,
+                      "token": trace["tokens"][at],
                       "char_start": int(start), "char_end": int(end),
                       "activation": float(acts.max[text_index, layer, neuron]),
                       "token_activations": [round(float(v), 4) for v in values],

@@ -14,6 +14,7 @@ from .errors import expected
 from .findings import SCHEMA_VERSION
 from .harvest import POOLINGS, Activations, exemplars, harvest
 from .models import Model
+from .paired import paired_caveats, paired_section, uses_lape
 from .probes import ProbeSet
 from .provenance import package_versions
 from .selectivity import ALPHA, bootstrap_auroc_ci, concept_selectivity, shuffled_control
@@ -64,16 +65,25 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     truncated = 0
     for index, probeset in enumerate(probesets):
         tick = time.perf_counter()
-        acts = harvest(model, probeset.texts, batch_size=config.batch_size, max_length=config.max_length,
-                       progress=config.progress, description=probeset.name)
+        if probeset.kind == "concept":
+            runs = [harvest(model, probeset.texts, batch_size=config.batch_size, max_length=config.max_length,
+                            progress=config.progress, description=probeset.name)]
+        else:  # one harvest per group, with outputs (and token probabilities for language sets)
+            runs = [harvest(model, [item[group] for item in probeset.items], batch_size=config.batch_size,
+                            max_length=config.max_length, token_moments=uses_lape(probeset), outputs=True,
+                            progress=config.progress, description=f"{probeset.name}:{group}")
+                    for group in probeset.groups]
         timings[f"harvest:{probeset.name}"] = time.perf_counter() - tick
-        truncated += int(acts.truncated.sum())
         tick = time.perf_counter()
         section = probeset.summary()
-        section["truncated_texts"] = int(acts.truncated.sum())
-        section["n_tokens"] = int(acts.n_tokens.sum())
+        section["truncated_texts"] = sum(int(acts.truncated.sum()) for acts in runs)
+        section["n_tokens"] = sum(int(acts.n_tokens.sum()) for acts in runs)
+        truncated += section["truncated_texts"]
+        seed = config.seed + index
         if probeset.kind == "concept":
-            section.update(concept_section(model, probeset, acts, config, seed=config.seed + index))
+            section.update(concept_section(model, probeset, runs[0], config, seed=seed))
+        else:
+            section.update(paired_section(model, probeset, runs, config, seed=seed))
         timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
     run = {"seed": config.seed, "started_at": started_at, "duration_s": time.perf_counter() - started,
@@ -148,6 +158,8 @@ def caveats(sections: Sequence[dict[str, Any]], config: RunConfig) -> list[str]:
         if control and control["n_significant"]:
             notes.append(f"{section['name']}: with shuffled labels {control['n_significant']} neurons still "
                          "passed q < 0.05; treat borderline q-values with care.")
+        if section["kind"] == "paired":
+            notes.extend(paired_caveats(section))
         if section["kind"] == "concept" and min(section["n_positive"], section["n_negative"]) < 30:
             notes.append(f"{section['name']}: fewer than 30 texts per side; AUROC intervals are wide.")
     return notes

@@ -1,0 +1,80 @@
+"""Per-text summaries of a model's own outputs, from the same forward pass that harvest reads.
+
+Causal LMs: mean log-likelihood per predicted token (each real token given its prefix). Encoders: the
+mean-pooled last hidden state (the sentence-transformers embedding). Ablation reuses these functions so
+clean and intervened runs are measured the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .models import Model
+
+
+def forward(model: Model, inputs: dict[str, torch.Tensor], *, outputs: bool) -> Any:
+    """Run the model: the base model alone when no outputs are needed (skips the LM head)."""
+    if outputs:
+        return model.module(**inputs)
+    base = getattr(model.module, "base_model", model.module)
+    return base(**inputs)
+
+
+def summarize(model: Model, inputs: dict[str, torch.Tensor], result: Any) -> dict[str, np.ndarray]:
+    """Per-text output summaries of one batch's forward ``result``."""
+    mask = inputs["attention_mask"]
+    if model.kind == "causal-lm":
+        logprobs = torch.log_softmax(result.logits[:, :-1].float(), dim=-1)
+        targets = inputs["input_ids"][:, 1:]
+        token_logprob = logprobs.gather(-1, targets.unsqueeze(-1))[..., 0]
+        predicted = mask[:, 1:].to(token_logprob.dtype)
+        count = predicted.sum(dim=1)
+        total = (token_logprob * predicted).sum(dim=1)
+        return {"loglik": (total / count.clamp(min=1)).cpu().numpy(), "n_predicted": count.cpu().numpy()}
+    hidden = result.last_hidden_state.float()
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+    return {"embedding": pooled.cpu().numpy()}
+
+
+def allocate(model: Model, n_texts: int) -> dict[str, np.ndarray]:
+    """Empty per-text output arrays for ``n_texts`` texts."""
+    if model.kind == "causal-lm":
+        return {"loglik": np.zeros(n_texts), "n_predicted": np.zeros(n_texts)}
+    hidden = model.module.config.hidden_size
+    return {"embedding": np.zeros((n_texts, hidden), np.float32)}
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of matching rows."""
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.einsum("ij,ij->i", a, b) / np.maximum(norms, 1e-12)
+
+
+def target_logprobs(model: Model, prompts: Sequence[str], targets: Sequence[str], *, batch_size: int = 16,
+                    max_length: int = 128) -> np.ndarray:
+    """Causal LMs: log P(target | prompt), summed over the target's tokens, for each pair.
+
+    The target's tokens are those the tokenized ``prompt + " " + target`` adds beyond the tokenized prompt.
+    """
+    if model.kind != "causal-lm":
+        raise ValueError("target log-probabilities need a causal language model")
+    scores = np.zeros(len(prompts))
+    tokenizer = model.tokenizer
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            chunk_prompts = list(prompts[start:start + batch_size])
+            joined = [f"{p} {t}" for p, t in zip(chunk_prompts, targets[start:start + batch_size])]
+            prompt_lengths = [len(ids) for ids in tokenizer(chunk_prompts)["input_ids"]]
+            encoded = tokenizer(joined, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            inputs = {k: v.to(model.device) for k, v in encoded.items()}
+            logprobs = torch.log_softmax(model.module(**inputs).logits[:, :-1].float(), dim=-1)
+            token_logprob = logprobs.gather(-1, inputs["input_ids"][:, 1:].unsqueeze(-1))[..., 0].cpu()
+            lengths = encoded["attention_mask"].sum(dim=1)
+            for row, (prompt_length, length) in enumerate(zip(prompt_lengths, lengths.tolist())):
+                first = max(prompt_length, 1) - 1  # logprob index of the first target token
+                scores[start + row] = float(token_logprob[row, first:length - 1].sum())
+    return scores

@@ -51,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")
     run.add_argument("--max-length", type=_positive_int, default=128, help="tokens per text before truncation")
     run.add_argument("--pooling", choices=("max", "mean"), default="max", help="per-text pooling (default max)")
+    run.add_argument("--ablate-k", type=_positive_int, default=10, help="neurons ablated per probe set (default 10)")
+    run.add_argument("--ablate-per-layer", type=_positive_int, metavar="K", help="ablate the top K of each layer instead")
+    run.add_argument("--ablation-mode", choices=("zero", "mean", "dampen"), default="mean",
+                     help="how flagged neurons are ablated (default mean: their mean on negative texts)")
+    run.add_argument("--null-sets", type=_positive_int, default=20, help="random neuron sets for the null (default 20)")
+    run.add_argument("--ablation-texts", type=_positive_int, default=32,
+                     help="texts per side (or items) evaluated under ablation (default 32)")
+    run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
+                     "(default: the bundled everyday sentences)")
+    run.add_argument("--no-ablation", action="store_true", help="skip ablation validation")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -85,7 +95,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report import render_html
 
     config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size,
-                       max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress)
+                       max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
+                       ablation=not args.no_ablation, ablate_k=args.ablate_k, ablate_per_layer=args.ablate_per_layer,
+                       ablation_mode=args.ablation_mode, null_sets=args.null_sets,
+                       ablation_texts=args.ablation_texts, reference=args.reference)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise AuditInputError(f"--out: {args.out} exists and is not a folder")
@@ -103,6 +116,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if "disparity" in section:
             counts = section["disparity"]["counts"]["q_and_effect"]["per_group"]
             print(f"  {section['name']}: group-selective neurons " + ", ".join(f"{g} {n}" for g, n in counts.items()))
+        ablation = section.get("ablation")
+        if ablation and "effect" in ablation:
+            z = "n/a" if ablation["z"] is None else f"{ablation['z']:.1f}"
+            print(f"    ablating {len(ablation['neurons'])} neurons ({ablation['mode']}): effect "
+                  f"{ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, z {z}, p {ablation['p_value']:.3f}")
     return EXIT_OK
 
 

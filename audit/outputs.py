@@ -23,21 +23,47 @@ def forward(model: Model, inputs: dict[str, torch.Tensor], *, outputs: bool) -> 
     return base(**inputs)
 
 
+def next_token_logprobs(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the next token at every position but the last (batch × tokens−1 × vocab)."""
+    return torch.log_softmax(logits[:, :-1].float(), dim=-1)
+
+
+def mean_loglik(logprobs: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per text: mean log-probability of each attended token given its prefix."""
+    token = logprobs.gather(-1, inputs["input_ids"][:, 1:].unsqueeze(-1))[..., 0]
+    predicted = inputs["attention_mask"][:, 1:].to(token.dtype)
+    return (token * predicted).sum(dim=1) / predicted.sum(dim=1).clamp(min=1)
+
+
+def mean_kl(clean: torch.Tensor, other: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per text: mean over predicted positions of KL(clean ‖ other) between next-token distributions."""
+    per_position = (clean.exp() * (clean - other)).sum(dim=-1)
+    predicted = inputs["attention_mask"][:, 1:].to(per_position.dtype)
+    return (per_position * predicted).sum(dim=1) / predicted.sum(dim=1).clamp(min=1)
+
+
+def pooled_embedding(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the last hidden state over attended tokens (the sentence-transformers pooling)."""
+    hidden = hidden.float()
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
+def model_outputs(model: Model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Run the full model: next-token log-probabilities (causal LMs) or pooled embeddings (encoders)."""
+    result = model.module(**inputs)
+    if model.kind == "causal-lm":
+        return next_token_logprobs(result.logits)
+    return pooled_embedding(result.last_hidden_state, inputs["attention_mask"])
+
+
 def summarize(model: Model, inputs: dict[str, torch.Tensor], result: Any) -> dict[str, np.ndarray]:
     """Per-text output summaries of one batch's forward ``result``."""
-    mask = inputs["attention_mask"]
     if model.kind == "causal-lm":
-        logprobs = torch.log_softmax(result.logits[:, :-1].float(), dim=-1)
-        targets = inputs["input_ids"][:, 1:]
-        token_logprob = logprobs.gather(-1, targets.unsqueeze(-1))[..., 0]
-        predicted = mask[:, 1:].to(token_logprob.dtype)
-        count = predicted.sum(dim=1)
-        total = (token_logprob * predicted).sum(dim=1)
-        return {"loglik": (total / count.clamp(min=1)).cpu().numpy(), "n_predicted": count.cpu().numpy()}
-    hidden = result.last_hidden_state.float()
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-    return {"embedding": pooled.cpu().numpy()}
+        loglik = mean_loglik(next_token_logprobs(result.logits), inputs)
+        return {"loglik": loglik.cpu().numpy(),
+                "n_predicted": inputs["attention_mask"][:, 1:].sum(dim=1).cpu().numpy()}
+    return {"embedding": pooled_embedding(result.last_hidden_state, inputs["attention_mask"]).cpu().numpy()}
 
 
 def allocate(model: Model, n_texts: int) -> dict[str, np.ndarray]:

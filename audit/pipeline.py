@@ -13,12 +13,14 @@ import torch
 from .errors import expected
 from .findings import SCHEMA_VERSION
 from .harvest import POOLINGS, Activations, exemplars, harvest
+from .interventions import MODES
 from .models import Model
 from .paired import paired_caveats, paired_section, uses_lape
 from .probes import ProbeSet
 from .provenance import package_versions
-from .selectivity import ALPHA, bootstrap_auroc_ci, concept_selectivity, shuffled_control
+from .selectivity import ALPHA, Selectivity, bootstrap_auroc_ci, concept_selectivity, shuffled_control
 from .sites import neuron_name
+from .validation import concept_ablation, load_reference, paired_ablation
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,14 @@ class RunConfig:
     pooling: str = "max"
     bootstrap_resamples: int = 1000
     n_exemplars: int = 5
+    ablation: bool = True
+    ablate_k: int = 10
+    ablate_per_layer: int | None = None
+    ablation_mode: str = "mean"
+    null_sets: int = 20
+    ablation_texts: int = 32
+    reference: str | None = None
+    reference_texts: int = 128
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -41,6 +51,14 @@ class RunConfig:
         _check_int("max_length", self.max_length, 2, 1 << 20)
         _check_int("bootstrap_resamples", self.bootstrap_resamples, 100, 100_000)
         _check_int("n_exemplars", self.n_exemplars, 1, 100)
+        _check_int("ablate_k", self.ablate_k, 1, 10_000)
+        if self.ablate_per_layer is not None:
+            _check_int("ablate_per_layer", self.ablate_per_layer, 1, 10_000)
+        _check_int("null_sets", self.null_sets, 2, 10_000)
+        _check_int("ablation_texts", self.ablation_texts, 4, 1_000_000)
+        _check_int("reference_texts", self.reference_texts, 10, 1_000_000)
+        if self.ablation_mode not in MODES:
+            raise expected("The 'ablation_mode' parameter", f"one of {MODES}", self.ablation_mode)
         if self.pooling not in POOLINGS:
             raise expected("The 'pooling' parameter", f"one of {POOLINGS}", self.pooling)
 
@@ -61,6 +79,7 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     torch.manual_seed(config.seed)
     timings: dict[str, float] = {}
+    reference = load_reference(config.reference) if config.ablation else []
     sections = []
     truncated = 0
     for index, probeset in enumerate(probesets):
@@ -80,11 +99,18 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         section["n_tokens"] = sum(int(acts.n_tokens.sum()) for acts in runs)
         truncated += section["truncated_texts"]
         seed = config.seed + index
+        selectivity = None
         if probeset.kind == "concept":
-            section.update(concept_section(model, probeset, runs[0], config, seed=seed))
+            selectivity = concept_selectivity(runs[0].pooled(config.pooling), probeset.labels)
+            section.update(concept_section(model, probeset, runs[0], selectivity, config, seed=seed))
         else:
             section.update(paired_section(model, probeset, runs, config, seed=seed))
         timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
+        if config.ablation:
+            tick = time.perf_counter()
+            section["ablation"] = ablation_section(model, probeset, runs, section, selectivity, config, reference,
+                                                   seed=seed)
+            timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
     run = {"seed": config.seed, "started_at": started_at, "duration_s": time.perf_counter() - started,
            "device": str(model.device), "versions": package_versions(), "settings": config.to_dict(),
@@ -93,12 +119,11 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
             "caveats": caveats(sections, config)}
 
 
-def concept_section(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig, *,
-                    seed: int) -> dict[str, Any]:
+def concept_section(model: Model, probeset: ProbeSet, acts: Activations, result: Selectivity, config: RunConfig,
+                    *, seed: int) -> dict[str, Any]:
     """Selectivity of every neuron for one concept set, with the top ``top_k`` neurons' evidence."""
     responses = acts.pooled(config.pooling)
     labels = probeset.labels
-    result = concept_selectivity(responses, labels)
     control = shuffled_control(responses, labels, seed=seed)
     top = result.ranking()[:config.top_k]
     low, high = bootstrap_auroc_ci(responses[labels][:, top], responses[~labels][:, top], seed=seed,
@@ -141,6 +166,21 @@ def concept_section(model: Model, probeset: ProbeSet, acts: Activations, config:
     }
 
 
+def ablation_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], section: dict[str, Any],
+                     selectivity: Selectivity | None, config: RunConfig, reference: Sequence[str], *,
+                     seed: int) -> dict[str, Any]:
+    """Causal validation of this set's flagged neurons against random-neuron baselines."""
+    if selectivity is not None:
+        return concept_ablation(model, probeset, runs[0], selectivity, config, reference, seed=seed)
+    flagged = section["disparity"]["neurons"]
+    if not flagged:
+        return {"skipped": "no group-selective neuron to ablate"}
+    unique: dict[int, float] = {}
+    for entry in flagged + [e for entries in section["disparity"]["by_contrast"].values() for e in entries]:
+        unique.setdefault(entry["layer"] * model.neurons_per_layer + entry["neuron"], entry["auroc"])
+    return paired_ablation(model, probeset, runs, list(unique), list(unique.values()), config, seed=seed)
+
+
 def caveats(sections: Sequence[dict[str, Any]], config: RunConfig) -> list[str]:
     """Plain-language limits of this run's findings."""
     notes = [
@@ -150,6 +190,11 @@ def caveats(sections: Sequence[dict[str, Any]], config: RunConfig) -> list[str]:
         "of a text rather than to the concept as a whole (see each neuron's exemplars).",
         "Findings hold for these probe texts; other wordings, domains or languages may activate other neurons.",
     ]
+    if config.ablation:
+        notes.append(f"Ablation effects are measured on up to {config.ablation_texts} texts per side (or items) "
+                     f"and compared with {config.null_sets} random neuron sets, so the smallest possible empirical "
+                     f"p-value is 1/{config.null_sets + 1}; neurons often act jointly, so the effect of a set is not "
+                     "the sum of its members' effects.")
     for section in sections:
         if section.get("truncated_texts"):
             notes.append(f"{section['name']}: {section['truncated_texts']} texts were longer than "

@@ -63,6 +63,10 @@ def test_planted_group_neuron_ranks_first_and_single_word_neuron_is_inconsistent
     output = section["disparity"]["output"]
     assert output["metric"] == "mean log-likelihood per token"
     assert set(output["table"]["per_group"]) == {"female", "male"}
+    ablation = section["ablation"]
+    assert [0, GROUP_NEURON] in ablation["neurons"] and ablation["null"]["n"] == 20
+    assert ablation["ci95"][0] <= ablation["effect"] <= ablation["ci95"][1]
+    assert ablation["disparity_ablated"] == pytest.approx(ablation["disparity_clean"] + ablation["effect"])
 
 
 def test_single_word_neuron_has_low_robust_effect(model, tmp_path):

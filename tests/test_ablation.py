@@ -1,0 +1,143 @@
+"""Ablation: pure statistics (unit) and interventions on tiny planted models (integration)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audit.ablation import (cosine_shift, disparity_change_ci, embedding_gap, loglik_gap, null_comparison,
+                            null_neuron_sets, separability, specificity)
+from audit.harvest import harvest
+from audit.interventions import aura_scale, make_intervention, measure
+from audit.pipeline import RunConfig
+from audit.probes import load_probesets
+from audit.selectivity import concept_selectivity
+from audit.validation import choose_targets, concept_ablation, load_reference
+from tests import tiny
+from tests.conftest import PLANTED_NEURON
+
+CONFIG = RunConfig(progress=False, ablate_k=1, bootstrap_resamples=200, reference_texts=20)
+
+
+def test_null_sets_match_layers_and_avoid_targets():
+    target = np.array([5, 7, 130])  # layer 0, 0, 1 with 128 neurons per layer
+    sets = null_neuron_sets(target, 128, n_sets=50, seed=0)
+    assert len(sets) == 50 and all(len(s) == 3 for s in sets)
+    for chosen in sets:
+        assert (chosen // 128).tolist() == [0, 0, 1] and len(set(chosen)) == 3
+        assert not set(chosen) & set(target)
+    assert len({tuple(s) for s in sets}) == 50
+    assert [s.tolist() for s in null_neuron_sets(target, 128, n_sets=3, seed=0)] == [s.tolist() for s in sets[:3]]
+
+
+def test_null_comparison_counts_ties_and_direction():
+    result = null_comparison(np.array([3.0, 1.0, 2.0, 3.0, 0.0]))
+    assert result["p_value"] == pytest.approx(2 / 5) and result["null"]["n"] == 4
+    assert result["z"] == pytest.approx((3 - 1.5) / np.std([1, 2, 3, 0], ddof=1))
+    assert null_comparison(np.array([-2.0, 0.0, -1.0]), larger_is_stronger=False)["p_value"] == pytest.approx(1 / 3)
+    assert null_comparison(np.array([1.0, 1.0, 1.0]))["z"] is None
+
+
+def test_small_helpers():
+    assert specificity(np.array([2.0, 1.0]), np.array([0.5, 0.0])).tolist() == [4.0, np.inf]
+    assert cosine_shift(np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]]))[0] == pytest.approx(1.0)
+    assert aura_scale(np.array([1.0, 0.75, 0.5, 0.3])).tolist() == [0.0, 0.5, 1.0, 1.0]
+    values = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    assert loglik_gap(values) == pytest.approx(0.0) and loglik_gap(values + np.array([[1.0], [0.0]])) == 1.0
+    same = np.ones((2, 4, 3))
+    assert embedding_gap(same) == pytest.approx(0.0)
+    gap_one = np.array([[2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0]])  # group 0 ahead by 1 on every item
+    gap_none = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    assert disparity_change_ci(loglik_gap, gap_one, gap_none, seed=0, n_resamples=200) == pytest.approx((-1.0, -1.0))
+    assert choose_targets([5, 300, 7, 9, 260], 128, k=2, per_layer=None).tolist() == [5, 300]
+    assert choose_targets([5, 300, 7, 9, 260], 128, k=2, per_layer=1).tolist() == [5, 300]
+
+
+def test_separability_sees_separable_outputs():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(30, bool), np.zeros(30, bool)]
+    embeddings = rng.normal(size=(60, 8))
+    assert separability(embeddings + 3.0 * labels[:, None], labels, seed=0) > 0.95
+    assert separability(embeddings, labels, seed=0) < 0.8
+
+
+@pytest.fixture(scope="module")
+def planted(planted_model, concept_yaml):
+    (probeset,) = load_probesets([concept_yaml])
+    acts = harvest(planted_model, probeset.texts, progress=False)
+    return probeset, acts, concept_selectivity(acts.pooled(), probeset.labels)
+
+
+def test_planted_neuron_ablation_beats_every_null(planted_model, planted):
+    probeset, acts, result = planted
+    section = concept_ablation(planted_model, probeset, acts, result, CONFIG, load_reference(), seed=0)
+    assert section["neurons"] == [[0, PLANTED_NEURON]] and section["metric"] == "kl_positive"
+    assert section["p_value"] <= 1 / 21 and section["null"]["n"] == 20 and section["z"] > 10
+    assert section["specificity"] is None or section["specificity"] > 100
+    assert section["metrics"]["loglik_change_positive"]["effect"] != 0
+    assert section["collateral"]["metric"] == "perplexity" and section["collateral"]["n_texts"] == 20
+    again = concept_ablation(planted_model, probeset, acts, result, CONFIG, load_reference(), seed=0)
+    assert again == section  # deterministic under a seed
+    other = concept_ablation(planted_model, probeset, acts, result, CONFIG, load_reference(), seed=1)
+    assert other["null"] != section["null"]
+
+
+def test_ordinary_neuron_ablation_is_not_significant(planted_model, planted):
+    probeset, _, _ = planted
+    texts = probeset.texts
+    target = np.array([128 + 60])  # an ordinary layer-1 neuron
+    runs = [make_intervention(s, "zero") for s in [target, *null_neuron_sets(target, 128, n_sets=20, seed=3)]]
+    m = measure(planted_model, texts[:40], runs)
+    assert null_comparison(m.kl.mean(axis=1))["p_value"] > 0.1
+
+
+def test_modes_differ_as_expected(planted_model, planted):
+    probeset, acts, _ = planted
+    texts = probeset.texts[:40]  # positives: they hold the concept words
+    flat = np.array([PLANTED_NEURON])
+    means = np.full(2 * 128, 0.7)
+    runs = [make_intervention(flat, "zero"), make_intervention(flat, "dampen", scales=[0.0]),
+            make_intervention(flat, "dampen", scales=[0.5]), make_intervention(flat, "mean", means=means)]
+    seen = []
+    with planted_model.sites.hooked(lambda layer, x: seen.append(x[..., PLANTED_NEURON].clone()) if layer == 0 else None):
+        m = measure(planted_model, texts, runs)
+    kl = m.kl.mean(axis=1)
+    assert kl[0] == pytest.approx(kl[1], abs=1e-9)  # full dampening is zero ablation
+    assert 0 < kl[2] < kl[0]  # half dampening does less
+    assert kl[3] > 0 and kl[3] != pytest.approx(kl[0])
+    with pytest.raises(ValueError, match="'mode' parameter must be one of"):
+        make_intervention(flat, "scramble")
+
+
+def test_mean_mode_writes_the_mean_into_the_site(planted_model):
+    means = np.zeros(256)
+    means[PLANTED_NEURON] = 0.7
+    intervention = make_intervention(np.array([PLANTED_NEURON]), "mean", means=means)
+    calls = []  # a forward hook sees the module's input after every pre-hook rewrote it
+    handle = planted_model.sites.modules[0].register_forward_hook(lambda mod, args, out: calls.append(args[0].clone()))
+    try:
+        measure(planted_model, ["the poison cat"], [intervention])
+    finally:
+        handle.remove()
+    clean, ablated = calls
+    assert clean[..., PLANTED_NEURON].max() > 1.0  # "poison" drives the planted neuron
+    assert torch.allclose(ablated[..., PLANTED_NEURON], torch.tensor(0.7))
+    others = [i for i in range(128) if i != PLANTED_NEURON]
+    assert torch.equal(clean[..., others], ablated[..., others])
+
+
+def test_encoder_ablation_reports_shift_and_separability(tmp_path, concept_yaml):
+    from audit.models import load_model
+
+    tokenizer = tiny.build_tokenizer(bert_style=True)
+    model = load_model(str(tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")), device="cpu")
+    (probeset,) = load_probesets([concept_yaml])
+    acts = harvest(model, probeset.texts, progress=False)
+    result = concept_selectivity(acts.pooled(), probeset.labels)
+    config = RunConfig(progress=False, ablate_k=3, reference_texts=20, ablation_mode="dampen")
+    section = concept_ablation(model, probeset, acts, result, config, load_reference(), seed=0)
+    assert section["metric"] == "embedding_shift_positive" and len(section["neurons"]) == 3
+    assert section["scales"] == pytest.approx(aura_scale(result.auroc[result.ranking()[:3]]).tolist())
+    assert 0.0 <= section["metrics"]["separability_drop"]["clean_auroc"] <= 1.0
+    assert section["collateral"]["metric"].startswith("embedding shift")

@@ -41,7 +41,7 @@ def null_comparison(values: np.ndarray, *, larger_is_stronger: bool = True) -> d
     std = null.std(ddof=1) if len(null) > 1 else 0.0
     z = (effect - null.mean()) / std if std > 0 else None
     stronger = null >= effect if larger_is_stronger else null <= effect
-    return {"effect": effect, "null": {"mean": null.mean(), "std": std, "n": len(null)}, "z": z,
+    return {"effect": effect, "null": {"mean": null.mean(), "std": std, "n": len(null), "values": null}, "z": z,
             "p_value": (1 + int(stronger.sum())) / (1 + len(null))}
 
 

@@ -1,20 +1,23 @@
-"""Command line: ``neuron-audit run | validate``. Thin: parse, call the pipeline, write outputs.
+"""Command line: ``neuron-audit run | render | validate | import``. Thin: parse, call the pipeline, write outputs.
 
-Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error.
+Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error,
+3 a policy check failed under --fail-on-policy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 from .errors import AuditInputError
 
-EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_POLICY = 0, 1, 2, 3
 REPORTS_DIR = Path("reports")
 
 
@@ -61,9 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
                      "(default: the bundled everyday sentences)")
     run.add_argument("--no-ablation", action="store_true", help="skip ablation validation")
+    run.add_argument("--policy", metavar="FILE", help="audit config with PASS/FAIL thresholds (YAML)")
+    run.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
+    run.add_argument("--no-pdf", action="store_true", help="write report.html only, not report.pdf")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    render = commands.add_parser("render", help="re-render report.html/report.pdf from a results.json, no model")
+    render.add_argument("results", metavar="RESULTS.json")
+    render.add_argument("--out", required=True, metavar="DIR")
+    render.add_argument("--policy", metavar="FILE", help="evaluate (or re-evaluate) policy checks on these results")
+    render.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
+    render.add_argument("--no-pdf", action="store_true", help="write report.html only")
 
     validate = commands.add_parser("validate", help="check probe-set YAML files")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -88,11 +101,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .findings import dumps, write_outputs
+    from .findings import dumps
     from .models import load_model
     from .pipeline import RunConfig, run_audit
+    from .policy import load_policy
     from .probes import bundled_probeset_paths, load_probesets
-    from .report import render_html
 
     config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size,
                        max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
@@ -100,15 +113,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                        ablation_mode=args.ablation_mode, null_sets=args.null_sets,
                        ablation_texts=args.ablation_texts, reference=args.reference)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
+    policy = load_policy(args.policy) if args.policy else None
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise AuditInputError(f"--out: {args.out} exists and is not a folder")
+    if args.reference:
+        from .validation import load_reference
+
+        load_reference(args.reference)  # fail on a bad corpus before the model loads
     model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
                        trust_remote_code=args.trust_remote_code)
-    result = run_audit(model, probesets, config)
+    result = json.loads(dumps(run_audit(model, probesets, config)))  # exactly what results.json holds
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPORTS_DIR / f"{model.slug}-{stamp}"
-    write_outputs(out, {"results.json": dumps(result), "report.html": render_html(result)})
-    print(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+    code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
     for section in result["probesets"]:
         top = ", ".join(f"{n['name']} (AUROC {n['auroc']:.3f})" for n in section.get("neurons", [])[:3])
         if top:
@@ -121,6 +138,40 @@ def cmd_run(args: argparse.Namespace) -> int:
             z = "n/a" if ablation["z"] is None else f"{ablation['z']:.1f}"
             print(f"    ablating {len(ablation['neurons'])} neurons ({ablation['mode']}): effect "
                   f"{ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, z {z}, p {ablation['p_value']:.3f}")
+    return code
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .findings import load_results
+    from .policy import load_policy
+
+    result = load_results(args.results)
+    policy = load_policy(args.policy) if args.policy else None
+    return _publish(result, Path(args.out), policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+
+
+def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on_policy: bool) -> int:
+    """Evaluate the policy, render, and write results.json, report.html (and report.pdf) atomically."""
+    from .findings import dumps, write_outputs
+    from .policy import evaluate
+    from .report import render_html, render_pdf
+
+    if out.exists() and not out.is_dir():
+        raise AuditInputError(f"--out: {out} exists and is not a folder")
+    if policy is not None:
+        result["policy"] = evaluate(policy, result)
+    tick = time.perf_counter()
+    html = render_html(result)
+    files: dict[str, str | bytes] = {"results.json": dumps(result), "report.html": html}
+    if pdf:
+        files["report.pdf"] = render_pdf(html)
+    write_outputs(out, files)
+    print(f"wrote {', '.join(str(out / name) for name in files)} (rendering {time.perf_counter() - tick:.1f} s)")
+    if "policy" in result:
+        for check in result["policy"]["checks"]:
+            print(f"  policy {check['verdict']}: {check['name']} (value {check['value']:.4g})")
+        if fail_on_policy and not result["policy"]["passed"]:
+            return EXIT_POLICY
     return EXIT_OK
 
 
@@ -141,7 +192,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "import": cmd_import}
+COMMANDS = {"run": cmd_run, "render": cmd_render, "validate": cmd_validate, "import": cmd_import}
 
 
 def _quiet_libraries() -> None:

@@ -15,6 +15,8 @@ from .findings import SCHEMA_VERSION
 from .harvest import POOLINGS, Activations, exemplars, harvest
 from .interventions import MODES
 from .models import Model
+from .disparity import REST
+from .evidence import Responses, attach_evidence
 from .paired import paired_caveats, paired_section, uses_lape
 from .probes import ProbeSet
 from .provenance import package_versions
@@ -42,6 +44,7 @@ class RunConfig:
     ablation_texts: int = 32
     reference: str | None = None
     reference_texts: int = 128
+    evidence: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -79,8 +82,10 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     torch.manual_seed(config.seed)
     timings: dict[str, float] = {}
-    reference = load_reference(config.reference) if config.ablation else []
+    reference = load_reference(config.reference) if config.ablation or config.evidence else []
     sections = []
+    aurocs: dict[str, np.ndarray] = {}
+    reported: list[tuple[dict[str, Any], str, Responses]] = []
     truncated = 0
     for index, probeset in enumerate(probesets):
         tick = time.perf_counter()
@@ -103,8 +108,10 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         if probeset.kind == "concept":
             selectivity = concept_selectivity(runs[0].pooled(config.pooling), probeset.labels)
             section.update(concept_section(model, probeset, runs[0], selectivity, config, seed=seed))
+            aurocs[probeset.name] = selectivity.auroc
         else:
             section.update(paired_section(model, probeset, runs, config, seed=seed))
+        reported += reported_responses(probeset, section, runs, config.pooling)
         timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
         if config.ablation:
             tick = time.perf_counter()
@@ -112,6 +119,12 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
                                                    seed=seed)
             timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
+    if config.evidence:
+        tick = time.perf_counter()
+        reference_acts = harvest(model, reference, batch_size=config.batch_size, max_length=config.max_length,
+                                 token_moments=True, progress=config.progress, description="reference")
+        attach_evidence(model, reported, aurocs, reference, reference_acts)
+        timings["evidence"] = time.perf_counter() - tick
     run = {"seed": config.seed, "started_at": started_at, "duration_s": time.perf_counter() - started,
            "device": str(model.device), "versions": package_versions(), "settings": config.to_dict(),
            "timings_s": timings, "truncated_texts": truncated}
@@ -159,11 +172,40 @@ def concept_section(model: Model, probeset: ProbeSet, acts: Activations, result:
             "per_layer_significant_positive": (significant & upward).sum(axis=1),
             "per_layer_significant_negative": (significant & ~upward).sum(axis=1),
             "max_auroc": float(result.auroc.max()), "min_auroc": float(result.auroc.min()),
+            "strong_selective": {str(t): int((result.significant() & (result.strength >= t - 0.5)).sum())
+                                 for t in (0.7, 0.8, 0.9)},
             "auroc_histogram": {"edges": edges, "counts": histogram},
         },
         "control": {"kind": "shuffled labels", "seed": seed, "n_significant": int(control.significant().sum()),
                     "max_abs_auroc_deviation": float(control.strength.max())},
     }
+
+
+def reported_responses(probeset: ProbeSet, section: dict[str, Any], runs: Sequence[Activations],
+                       pooling: str) -> list[tuple[dict[str, Any], str, Responses]]:
+    """Each reported neuron with its per-text responses on the side it prefers and on the other side."""
+    found = []
+    if probeset.kind == "concept":
+        labels = probeset.labels
+        for entry in section["neurons"]:
+            values = runs[0].max[:, entry["layer"], entry["neuron"]]
+            sides = (labels, ~labels, ("positive", "negative"))
+            if entry["direction"] != "positive":
+                sides = (~labels, labels, ("negative", "positive"))
+            found.append((entry, probeset.name, Responses(values[sides[0]], values[sides[1]], sides[2])))
+        return found
+    groups = list(probeset.groups)
+
+    def side(group: str, layer: int, neuron: int, exclude: str) -> np.ndarray:
+        chosen = [g for g in groups if g != exclude] if group == REST else [group]
+        return np.concatenate([runs[groups.index(g)].max[:, layer, neuron] for g in chosen])
+
+    for entry in section["disparity"]["neurons"]:
+        layer, neuron = entry["layer"], entry["neuron"]
+        preferred = side(entry["group"], layer, neuron, entry["versus"])
+        other = side(entry["versus"], layer, neuron, entry["group"])
+        found.append((entry, probeset.name, Responses(preferred, other, (entry["group"], entry["versus"]))))
+    return found
 
 
 def ablation_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], section: dict[str, Any],

@@ -12,7 +12,7 @@ import yaml
 from audit.cli import main
 from tests.conftest import PLANTED_NEURON
 
-FAST = ["--no-progress", "--top-k", "3"]
+FAST = ["--no-progress", "--top-k", "3", "--no-pdf", "--null-sets", "5"]
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
@@ -51,7 +51,7 @@ def test_report_escapes_probe_text(planted_folder, tmp_path):
     assert main(["run", "--model", str(planted_folder), "--probeset", str(probes), "--out",
                  str(tmp_path / "out"), *FAST]) == 0
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script" not in html and "&lt;" in html and "&gt;" in html and ">alert<" in html  # escaped, token by token
 
 
 def test_python_dash_m_and_validate(concept_yaml):

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", metavar="FILE", help="audit config with PASS/FAIL thresholds (YAML)")
     run.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     run.add_argument("--no-pdf", action="store_true", help="write report.html only, not report.pdf")
+    run.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache to load --model ids from")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -121,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         load_reference(args.reference)  # fail on a bad corpus before the model loads
     model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
-                       trust_remote_code=args.trust_remote_code)
+                       trust_remote_code=args.trust_remote_code, cache_dir=args.cache_dir)
     result = json.loads(dumps(run_audit(model, probesets, config)))  # exactly what results.json holds
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPORTS_DIR / f"{model.slug}-{stamp}"
@@ -201,6 +202,8 @@ def _quiet_libraries() -> None:
     import warnings
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         from transformers.utils import logging as hf_logging

@@ -75,9 +75,10 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_model(spec: Any = DEFAULT_MODEL, *, device: str = "auto", allow_pickle: bool = False,
-               trust_remote_code: bool = False, tokenizer: Any = None) -> Model:
-    """Load ``spec``: ``"default"``, a local folder, a Hugging Face id, a ``PreTrainedModel`` (with
-    ``tokenizer``), or a TransformerLens ``TransformerBridge``."""
+               trust_remote_code: bool = False, tokenizer: Any = None, cache_dir: str | None = None) -> Model:
+    """Load ``spec``: ``"default"``, a local folder, a Hugging Face id (from ``cache_dir`` or the default
+    Hugging Face cache, or the hub), a ``PreTrainedModel`` (with ``tokenizer``), or a TransformerLens
+    ``TransformerBridge``."""
     torch_device = resolve_device(device)
     if isinstance(spec, nn.Module):
         return _from_module(spec, tokenizer, torch_device)
@@ -96,7 +97,7 @@ def load_model(spec: Any = DEFAULT_MODEL, *, device: str = "auto", allow_pickle:
         return _load_pretrained(str(folder.resolve()), name=folder.resolve().name, source=f"local:{folder.resolve()}",
                                 weights=weights, device=torch_device, allow_pickle=allow_pickle,
                                 trust_remote_code=trust_remote_code)
-    return _load_hub(spec, torch_device, allow_pickle, trust_remote_code)
+    return _load_hub(spec, torch_device, allow_pickle, trust_remote_code, cache_dir)
 
 
 def _load_default(device: torch.device) -> Model:
@@ -119,17 +120,19 @@ def _load_default(device: torch.device) -> Model:
     return model
 
 
-def _load_hub(model_id: str, device: torch.device, allow_pickle: bool, trust_remote_code: bool) -> Model:
+def _load_hub(model_id: str, device: torch.device, allow_pickle: bool, trust_remote_code: bool,
+              cache_dir: str | None) -> Model:
     from transformers.utils import cached_file
 
     try:
-        config_path = cached_file(model_id, "config.json")
+        config_path = cached_file(model_id, "config.json", cache_dir=cache_dir)
     except Exception as exc:  # transformers raises OSError/ValueError/HF errors here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AuditInputError(f"--model: {model_id!r} is not a local folder, and the Hugging Face cache or hub "
                               f"has no model by that id ({first})") from None
     model = _load_pretrained(model_id, name=model_id, source=f"huggingface:{model_id}", weights=None,
-                             device=device, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+                             device=device, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+                             cache_dir=cache_dir)
     snapshot = Path(config_path).parent
     model.weights_sha256, model.weights_files = sha256_files(_weight_files(snapshot, model_id, allow_pickle))
     return model
@@ -149,18 +152,18 @@ def _weight_files(folder: Path, spec: str, allow_pickle: bool) -> list[Path]:
 
 
 def _load_pretrained(location: str, *, name: str, source: str, weights: list[Path] | None, device: torch.device,
-                     allow_pickle: bool, trust_remote_code: bool) -> Model:
+                     allow_pickle: bool, trust_remote_code: bool, cache_dir: str | None = None) -> Model:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
     if config.model_type not in SITE_REGISTRY:
         raise AuditInputError(f"--model: architecture {config.model_type!r} is not supported yet "
                               f"(supported: {', '.join(sorted(SITE_REGISTRY))})")
     kind = model_kind(config.model_type)
     auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
     module = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
-                                  trust_remote_code=trust_remote_code, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
+                                  trust_remote_code=trust_remote_code, dtype=torch.float32, cache_dir=cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
     model = _wrap(module, tokenizer, name=name, source=source, device=device)
     if weights is not None:
         model.weights_sha256, model.weights_files = sha256_files(weights)

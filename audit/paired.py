@@ -53,6 +53,10 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
         if len(groups) == 2:
             by_group.setdefault(contrast.b, top(-markers.robust_effect))
     candidates.sort(key=lambda e: (-abs(e["robust_effect"]), -abs(e["effect"]), e["layer"], e["neuron"]))
+    strongest: dict[tuple[int, int], dict[str, Any]] = {}
+    for entry in candidates:  # one row per neuron: its strongest contrast
+        strongest.setdefault((entry["layer"], entry["neuron"]), entry)
+    candidates = list(strongest.values())
     section: dict[str, Any] = {
         "pooling": config.pooling, "alpha": ALPHA, "min_effect": MIN_EFFECT,
         "test": "Wilcoxon signed-rank (paired, two-sided), Benjamini-Hochberg across all neurons x contrasts",

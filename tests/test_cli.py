@@ -112,3 +112,22 @@ def test_unexpected_errors_exit_1_with_one_line(monkeypatch, capsys, concept_yam
     assert main(["run", "--probeset", str(concept_yaml)]) == 1
     err = capsys.readouterr().err
     assert "unexpected error: RuntimeError: boom" in err and err.count("\n") == 1
+
+
+def test_hub_ids_load_from_a_hugging_face_cache(planted_folder, tmp_path):
+    """The hub path, offline: a cache laid out as huggingface_hub writes it (refs/main → snapshot)."""
+    import shutil
+
+    from audit.models import load_model
+
+    repo = tmp_path / "cache" / "models--tiny-org--planted"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(planted_folder, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    model = load_model("tiny-org/planted", device="cpu", cache_dir=str(tmp_path / "cache"))
+    assert model.source == "huggingface:tiny-org/planted" and model.n_layers == 2
+    local = load_model(str(planted_folder), device="cpu")
+    assert model.weights_sha256 == local.weights_sha256 and "model.safetensors" in model.weights_files
+    with pytest.raises(Exception, match="no model by that id"):
+        load_model("tiny-org/absent", device="cpu", cache_dir=str(tmp_path / "cache"))

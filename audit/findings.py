@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import AuditInputError
+from .errors import AuditInputError, read_input_text
 
 SCHEMA_VERSION = "1"
 REQUIRED_KEYS = ("schema_version", "model", "run", "probesets", "caveats")
@@ -45,10 +45,8 @@ def load_results(path: str | Path) -> dict[str, Any]:
     """Read a results.json, checking it carries the contract's top-level keys."""
     path = Path(path)
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuditInputError(f"{path}: no such results file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        result = json.loads(read_input_text(path, "results file"))
+    except json.JSONDecodeError as exc:
         raise AuditInputError(f"{path}: not a readable results.json ({exc})") from None
     missing = [key for key in REQUIRED_KEYS if not isinstance(result, dict) or key not in result]
     if missing:

@@ -8,6 +8,7 @@ texts a report shows comes from :func:`token_traces`, a small second pass over j
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -124,7 +125,7 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
 
     batches = [order[i:i + batch_size] for i in range(0, n_texts, batch_size)]
     with torch.inference_mode(), model.sites.hooked(read):
-        for rows in tqdm(batches, desc=description, unit="batch", disable=not progress, leave=False):
+        for rows in tqdm(batches, desc=description, unit="batch", disable=not progress or not sys.stderr.isatty(), leave=False):
             batch_texts = [texts[i] for i in rows]
             encoded = tokenize(model, batch_texts, max_length)
             full = encoded["attention_mask"].sum(dim=1) == max_length  # maybe truncated: check those only

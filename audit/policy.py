@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from .errors import AuditInputError
+from .errors import AuditInputError, read_input_text
 from .provenance import sha256_file
 
 STRONG_AUROC = 0.8
@@ -64,11 +64,10 @@ CHECK_KEYS = {"name", "probeset", "metric", "max", "min", "min_auroc"}
 def load_policy(path: str | Path) -> dict[str, Any]:
     """Read and validate a policy file; errors name the file and field."""
     path = Path(path)
+    text = read_input_text(path, "policy file")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuditInputError(f"--policy: {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise AuditInputError(f"--policy: {path}: not readable YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(document, dict) or set(document) != {"checks"} or not isinstance(document["checks"], list) \
             or not document["checks"]:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import yaml
 
-from .errors import AuditInputError
+from .errors import AuditInputError, read_input_text
 from .provenance import sha256_file, sha256_json
 
 NAME_PATTERN = re.compile(r"[a-z0-9-]+")
@@ -126,12 +126,7 @@ def bundled_probeset_paths() -> list[Path]:
 def load_probeset_file(path: str | Path) -> list[ProbeSet]:
     """Load every probe set in one YAML file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AuditInputError(f"{path}: no such probe-set file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuditInputError(f"{path}: cannot read probe-set file ({exc})") from None
+    text = read_input_text(path, "probe-set file")
     try:
         documents = [d for d in yaml.load_all(text, Loader=_UniqueKeyLoader) if d is not None]
     except yaml.YAMLError as exc:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .ablation import (cosine_shift, disparity_change_ci, embedding_gap, loglik_gap, null_comparison,
                        null_neuron_sets, separability, specificity)
-from .errors import AuditInputError
+from .errors import AuditInputError, read_input_text
 from .harvest import Activations
 from .interventions import Intervention, aura_scale, make_intervention, measure
 from .models import Model
@@ -26,12 +26,7 @@ REFERENCE_FILE = Path(__file__).resolve().parent / "data" / "reference.txt"
 def load_reference(path: str | Path | None = None) -> list[str]:
     """The general reference corpus: one text per line (the bundled everyday sentences by default)."""
     path = Path(path) if path else REFERENCE_FILE
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    except FileNotFoundError:
-        raise AuditInputError(f"--reference: {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuditInputError(f"--reference: {path}: cannot read ({exc})") from None
+    lines = [line.strip() for line in read_input_text(path, "reference corpus").splitlines()]
     lines = [line for line in lines if line]
     if len(lines) < 10:
         raise AuditInputError(f"--reference: {path}: needs at least 10 non-empty lines, got {len(lines)}")

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-length", type=_positive_int, default=128, help="tokens per text before truncation")
     run.add_argument("--pooling", choices=("max", "mean"), default="max", help="per-text pooling (default max)")
     run.add_argument("--ablate-k", type=_positive_int, default=10, help="neurons ablated per probe set (default 10)")
-    run.add_argument("--ablate-per-layer", type=_positive_int, metavar="K", help="ablate the top K of each layer instead")
+    run.add_argument("--ablate-per-layer", type=_positive_int, metavar="K",
+                     help="ablate the top K of each layer instead")
     run.add_argument("--ablation-mode", choices=("zero", "mean", "dampen"), default="mean",
                      help="how flagged neurons are ablated (default mean: their mean on negative texts)")
     run.add_argument("--null-sets", type=_positive_int, default=20, help="random neuron sets for the null (default 20)")
@@ -138,7 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if ablation and "effect" in ablation:
             z = "n/a" if ablation["z"] is None else f"{ablation['z']:.1f}"
             print(f"    ablating {len(ablation['neurons'])} neurons ({ablation['mode']}): effect "
-                  f"{ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, z {z}, p {ablation['p_value']:.3f}")
+                  f"{ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, z {z}, "
+                  f"p {ablation['p_value']:.3f}")
     return code
 
 

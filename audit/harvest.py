@@ -125,7 +125,8 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
 
     batches = [order[i:i + batch_size] for i in range(0, n_texts, batch_size)]
     with torch.inference_mode(), model.sites.hooked(read):
-        for rows in tqdm(batches, desc=description, unit="batch", disable=not progress or not sys.stderr.isatty(), leave=False):
+        hidden = not progress or not sys.stderr.isatty()
+        for rows in tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False):
             batch_texts = [texts[i] for i in rows]
             encoded = tokenize(model, batch_texts, max_length)
             full = encoded["attention_mask"].sum(dim=1) == max_length  # maybe truncated: check those only
@@ -138,8 +139,8 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
             out.n_tokens[rows] = counts.numpy()
             out.token_count += int(counts.sum())
             weights = (real / counts[:, None]).unsqueeze(1)
-            batch[:] = [_Batch(rows=rows, mean_weights=weights.to(model.device),
-                               max_bias=torch.zeros(real.shape).masked_fill(~real, float("-inf")).unsqueeze(-1).to(model.device),
+            max_bias = torch.zeros(real.shape).masked_fill(~real, float("-inf")).unsqueeze(-1)
+            batch[:] = [_Batch(rows=rows, mean_weights=weights.to(model.device), max_bias=max_bias.to(model.device),
                                real=real.to(model.device))]
             inputs = model_inputs(model, encoded)
             result = forward(model, inputs, outputs=outputs)
@@ -167,7 +168,7 @@ def token_traces(model: Model, texts: Sequence[str], neurons: Sequence[tuple[int
     For each text: its real tokens, their character spans, and an array (tokens × neurons).
     """
     wanted: dict[int, list[int]] = {}
-    for column, (layer, neuron) in enumerate(neurons):
+    for column, (layer, _) in enumerate(neurons):
         wanted.setdefault(layer, []).append(column)
     index = {layer: torch.tensor([neurons[c][1] for c in columns]) for layer, columns in wanted.items()}
     encoded = tokenize(model, texts, max_length, return_offsets_mapping=True)

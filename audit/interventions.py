@@ -81,7 +81,8 @@ def measure(model: Model, texts: Sequence[str], interventions: Sequence[Interven
     causal = model.kind == "causal-lm"
     out = Measurements(kind=model.kind)
     if causal:
-        out.loglik, out.loglik_ablated, out.kl = np.zeros(n_texts), np.zeros((n_runs, n_texts)), np.zeros((n_runs, n_texts))
+        out.loglik = np.zeros(n_texts)
+        out.loglik_ablated, out.kl = np.zeros((n_runs, n_texts)), np.zeros((n_runs, n_texts))
     else:
         hidden = model.module.config.hidden_size
         out.embedding = np.zeros((n_texts, hidden), np.float32)

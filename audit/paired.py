@@ -39,19 +39,14 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
     for row, contrast in enumerate(paired.contrasts):
         differences = contrast_differences(responses, groups, contrast)
         markers = marker_consistency(differences, probeset.markers, min_effect=MIN_EFFECT)
-
-        def top(score: np.ndarray) -> list[dict[str, Any]]:
-            order = np.lexsort((np.arange(score.size), -np.abs(paired.effect[row]), -score))
-            return [_entry(model, probeset, paired, markers, differences, row, int(flat), contrast)
-                    for flat in order[:config.top_k] if score[flat] > 0]
-
-        by_contrast[contrast.label] = top(np.abs(markers.robust_effect))
+        context = (model, probeset, paired, markers, differences, row, contrast, config.top_k)
+        by_contrast[contrast.label] = _top(np.abs(markers.robust_effect), *context)
         candidates += by_contrast[contrast.label]
         # each group's own list: neurons more active in it, from "g vs rest" (or the pair, with two groups)
         if contrast.b == REST or len(groups) == 2:
-            by_group.setdefault(contrast.a, top(markers.robust_effect))
+            by_group.setdefault(contrast.a, _top(markers.robust_effect, *context))
         if len(groups) == 2:
-            by_group.setdefault(contrast.b, top(-markers.robust_effect))
+            by_group.setdefault(contrast.b, _top(-markers.robust_effect, *context))
     candidates.sort(key=lambda e: (-abs(e["robust_effect"]), -abs(e["effect"]), e["layer"], e["neuron"]))
     strongest: dict[tuple[int, int], dict[str, Any]] = {}
     for entry in candidates:  # one row per neuron: its strongest contrast
@@ -73,6 +68,14 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
     if uses_lape(probeset):
         section["lape"] = lape_section(model, groups, runs, paired, config.top_k)
     return section
+
+
+def _top(score: np.ndarray, model: Model, probeset: ProbeSet, paired, markers, differences: np.ndarray, row: int,
+         contrast, k: int) -> list[dict[str, Any]]:
+    """Entries for the ``k`` neurons with the highest positive ``score`` (ties: larger |d_z|, lower index)."""
+    order = np.lexsort((np.arange(score.size), -np.abs(paired.effect[row]), -score))
+    return [_entry(model, probeset, paired, markers, differences, row, int(flat), contrast)
+            for flat in order[:k] if score[flat] > 0]
 
 
 def _entry(model: Model, probeset: ProbeSet, paired, markers, differences: np.ndarray, row: int, flat: int,
@@ -133,7 +136,7 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
     if model.kind == "causal-lm":
         loglik = np.stack([acts.outputs["loglik"] for acts in runs])
         table = output_disparity_table(loglik, groups, seed=seed, n_resamples=n_resamples)
-        for group, row in table["per_group"].items():
+        for row in table["per_group"].values():
             row["perplexity"] = float(np.exp(-row["value"]))
         for pair in table["pairs"]:
             pair["perplexity_ratio"] = float(np.exp(-pair["difference"]))

@@ -20,7 +20,8 @@ def output_weights(model: Model, layer: int) -> torch.Tensor:
     return weight.T if isinstance(module, nn.Linear) else weight  # GPT-2's Conv1D stores (in, out)
 
 
-def vocabulary_effects(model: Model, neurons: list[tuple[int, int]], *, k: int = 10) -> dict[tuple[int, int], dict[str, Any]]:
+def vocabulary_effects(model: Model, neurons: list[tuple[int, int]], *,
+                       k: int = 10) -> dict[tuple[int, int], dict[str, Any]]:
     """For each (layer, neuron): kurtosis and skew of W_out[n]·W_U over the vocabulary, the top promoted and
     suppressed tokens, and the prediction/suppression hint. Empty for encoders."""
     unembed = model.module.get_output_embeddings() if model.kind == "causal-lm" else None
@@ -30,7 +31,7 @@ def vocabulary_effects(model: Model, neurons: list[tuple[int, int]], *, k: int =
     found = {}
     for layer in sorted({layer for layer, _ in neurons}):
         w_out = output_weights(model, layer)
-        for neuron in sorted(n for l, n in neurons if l == layer):
+        for neuron in sorted(index for at, index in neurons if at == layer):
             logits = (w_u @ w_out[neuron]).cpu().numpy().astype(np.float64)
             order = np.argsort(logits)
             tokens = model.tokenizer.convert_ids_to_tokens

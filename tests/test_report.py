@@ -67,7 +67,8 @@ def test_policy_verdicts_and_exit_codes(audit_dir, tmp_path, capsys):
     strict = tmp_path / "strict.yaml"
     strict.write_text(yaml.safe_dump({"checks": [{"probeset": "planted", "metric": "selective_neurons", "max": 0,
                                                   "name": "no selective neurons"}]}))
-    args = ["render", str(audit_dir / "results.json"), "--out", str(tmp_path / "o"), "--no-pdf", "--policy", str(strict)]
+    args = ["render", str(audit_dir / "results.json"), "--out", str(tmp_path / "o"), "--no-pdf",
+            "--policy", str(strict)]
     assert main(args) == 0  # a failed check is reported ...
     assert "policy FAIL: no selective neurons" in capsys.readouterr().out
     assert main([*args, "--fail-on-policy"]) == 3  # ... and gates CI when asked
@@ -85,7 +86,8 @@ def test_policy_verdicts_and_exit_codes(audit_dir, tmp_path, capsys):
 @pytest.mark.parametrize("document, message", [
     ({"rules": []}, "checks: expected a mapping with one key"),
     ({"checks": [{"probeset": "planted", "metric": "magic", "max": 1}]}, "checks[0].metric: must be one of"),
-    ({"checks": [{"probeset": "planted", "metric": "selective_neurons"}]}, "checks[0]: needs exactly one numeric bound"),
+    ({"checks": [{"probeset": "planted", "metric": "selective_neurons"}]},
+     "checks[0]: needs exactly one numeric bound"),
     ({"checks": [{"probeset": "planted", "metric": "selective_neurons", "max": 1, "colour": 2}]}, "checks[0].colour"),
 ])
 def test_bad_policy_files_are_input_errors(tmp_path, document, message):

@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", metavar="FILE", help="audit config with PASS/FAIL thresholds (YAML)")
     run.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     run.add_argument("--no-pdf", action="store_true", help="write report.html only, not report.pdf")
-    run.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache to load --model ids from")
+    run.add_argument("--hf-cache-dir", metavar="DIR", help="Hugging Face cache to load --model ids from")
+    run.add_argument("--cache", metavar="DIR", help="keep harvests here and reuse them when model, texts and "
+                     "settings match (faster re-runs)")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -113,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
                        ablation=not args.no_ablation, ablate_k=args.ablate_k, ablate_per_layer=args.ablate_per_layer,
                        ablation_mode=args.ablation_mode, null_sets=args.null_sets,
-                       ablation_texts=args.ablation_texts, reference=args.reference)
+                       ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
     policy = load_policy(args.policy) if args.policy else None
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
@@ -123,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         load_reference(args.reference)  # fail on a bad corpus before the model loads
     model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
-                       trust_remote_code=args.trust_remote_code, cache_dir=args.cache_dir)
+                       trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir)
     result = json.loads(dumps(run_audit(model, probesets, config)))  # exactly what results.json holds
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPORTS_DIR / f"{model.slug}-{stamp}"

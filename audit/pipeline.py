@@ -12,7 +12,8 @@ import torch
 
 from .errors import expected
 from .findings import SCHEMA_VERSION
-from .harvest import POOLINGS, Activations, exemplars, harvest
+from .cache import cached_harvest
+from .harvest import POOLINGS, Activations, exemplars
 from .interventions import MODES
 from .models import Model
 from .disparity import REST
@@ -45,6 +46,7 @@ class RunConfig:
     reference: str | None = None
     reference_texts: int = 128
     evidence: bool = True
+    cache_dir: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -68,6 +70,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         settings = asdict(self)
         settings.pop("progress")
+        settings.pop("cache_dir")  # where harvests are cached does not change results
         return settings
 
 
@@ -90,12 +93,14 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     for index, probeset in enumerate(probesets):
         tick = time.perf_counter()
         if probeset.kind == "concept":
-            runs = [harvest(model, probeset.texts, batch_size=config.batch_size, max_length=config.max_length,
-                            progress=config.progress, description=probeset.name)]
+            runs = [cached_harvest(model, probeset.texts, cache_dir=config.cache_dir, batch_size=config.batch_size,
+                                   max_length=config.max_length, progress=config.progress,
+                                   description=probeset.name)]
         else:  # one harvest per group, with outputs (and token probabilities for language sets)
-            runs = [harvest(model, [item[group] for item in probeset.items], batch_size=config.batch_size,
-                            max_length=config.max_length, token_moments=uses_lape(probeset), outputs=True,
-                            progress=config.progress, description=f"{probeset.name}:{group}")
+            runs = [cached_harvest(model, [item[group] for item in probeset.items], cache_dir=config.cache_dir,
+                                   batch_size=config.batch_size, max_length=config.max_length,
+                                   token_moments=uses_lape(probeset), outputs=True, progress=config.progress,
+                                   description=f"{probeset.name}:{group}")
                     for group in probeset.groups]
         timings[f"harvest:{probeset.name}"] = time.perf_counter() - tick
         tick = time.perf_counter()
@@ -121,8 +126,9 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         sections.append(section)
     if config.evidence:
         tick = time.perf_counter()
-        reference_acts = harvest(model, reference, batch_size=config.batch_size, max_length=config.max_length,
-                                 token_moments=True, progress=config.progress, description="reference")
+        reference_acts = cached_harvest(model, reference, cache_dir=config.cache_dir, batch_size=config.batch_size,
+                                        max_length=config.max_length, token_moments=True, progress=config.progress,
+                                        description="reference")
         attach_evidence(model, reported, aurocs, reference, reference_acts)
         timings["evidence"] = time.perf_counter() - tick
     run = {"seed": config.seed, "started_at": started_at, "duration_s": time.perf_counter() - started,

@@ -131,3 +131,37 @@ def test_hub_ids_load_from_a_hugging_face_cache(planted_folder, tmp_path):
     assert model.weights_sha256 == local.weights_sha256 and "model.safetensors" in model.weights_files
     with pytest.raises(Exception, match="no model by that id"):
         load_model("tiny-org/absent", device="cpu", cache_dir=str(tmp_path / "cache"))
+
+
+def test_harvest_cache_is_reused_and_keyed_by_settings(planted_folder, concept_yaml, tmp_path, monkeypatch):
+    import numpy as np
+
+    import audit.cache
+    from audit.cache import cached_harvest
+    from audit.models import load_model
+
+    model = load_model(str(planted_folder), device="cpu")
+    texts = ["the poison cat", "a dog runs", "my venom book opens"]
+    first = cached_harvest(model, texts, cache_dir=tmp_path, token_moments=True, outputs=True, progress=False)
+    assert len(list(tmp_path.glob("harvest-*.npz"))) == 1
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("the cached harvest should have been used")
+
+    monkeypatch.setattr(audit.cache, "harvest", no_forward)
+    again = cached_harvest(model, texts, cache_dir=tmp_path, token_moments=True, outputs=True, progress=False)
+    for field in ("max", "mean", "n_tokens", "truncated", "moments", "positive"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(again, field))
+    np.testing.assert_array_equal(first.outputs["loglik"], again.outputs["loglik"])
+    assert again.token_count == first.token_count
+    with pytest.raises(AssertionError, match="cached harvest"):
+        cached_harvest(model, texts, cache_dir=tmp_path, max_length=4, progress=False)  # other settings: new key
+
+    monkeypatch.undo()
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        args = ["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), "--out", str(out),
+                "--cache", str(tmp_path / "cache"), *FAST]
+        assert main(args) == 0
+    first, second = (json.loads((out / "results.json").read_text()) for out in outs)
+    assert strip_timings(first) == strip_timings(second)

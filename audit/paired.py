@@ -163,16 +163,18 @@ def paired_caveats(section: dict[str, Any]) -> list[str]:
     """What a reader must know before trusting this paired set's disparity numbers."""
     counts = section["disparity"]["counts"]
     name = section["name"]
-    notes = [f"{name}: items differ between groups in the swapped words, so every neuron that reads those "
-             f"tokens differs consistently; q-values alone flag {counts['q_only']['any_group']} neurons, "
-             f"{counts['q_and_effect']['any_group']} also reach |d_z| >= {section['min_effect']}. Neurons are "
-             "ranked by standardised effect, not by p-value."]
+    difference = ("the texts differ in every token across languages" if "lape" in section
+                  else "items differ between groups in the swapped words")
+    notes = [f"{name}: {difference}, so every neuron that reads the differing tokens differs consistently; "
+             f"q-values alone flag {counts['q_only']['any_group']} neurons, {counts['q_and_effect']['any_group']} "
+             f"also reach |d_z| >= {section['min_effect']}. Neurons are ranked by standardised effect, not by "
+             "p-value."]
     if len(section["markers"]) > 1:
         notes.append(f"{name}: items swap different kinds of marker ({', '.join(section['markers'])}); the "
                      "ranking uses each neuron's weakest effect across them ('robust effect') and reports its "
                      "consistency, so a neuron that reads only one word (e.g. a pronoun) does not rank high.")
     if "lape" in section:
-        notes.append(f"{name}: the texts differ in every token across languages; language-selective neurons "
-                     "may track script, subword statistics or vocabulary coverage of the tokenizer rather than "
-                     "language as such.")
+        notes.append(f"{name}: language-selective neurons may track script, subword statistics or the "
+                     "tokenizer's vocabulary coverage rather than language as such; a model trained mostly on one "
+                     "language shows this most.")
     return notes

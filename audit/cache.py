@@ -4,6 +4,7 @@ analysis settings skips the forward passes. One ``.npz`` file per harvest, writt
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -22,7 +23,20 @@ def harvest_key(model: Model, texts: Sequence[str], settings: dict[str, Any]) ->
     """sha256 over the model's weights hash, the texts in order, and the settings that change the numbers."""
     texts_hash = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
     return sha256_json({"format": FORMAT, "weights": model.weights_sha256, "site": model.sites.path_template,
-                        "device": model.device.type, "texts": texts_hash, **settings})
+                        "device": model.device.type, "texts": texts_hash, "tokenizer": tokenizer_sha256(model),
+                        **settings})
+
+
+def tokenizer_sha256(model: Model) -> str:
+    """A hash of the tokenizer's full definition (fast tokenizers) or its vocabulary: other tokens, other numbers."""
+    tokenizer = model.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # padding/truncation state changes with every call: not part of the definition
+        definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+        text = json.dumps(definition, sort_keys=True)
+    else:
+        text = repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(f"{type(tokenizer).__name__}\n{text}".encode("utf-8")).hexdigest()
 
 
 def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path | None, batch_size: int = 32,

@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .findings import dumps
     from .models import load_model
     from .pipeline import RunConfig, run_audit
-    from .policy import load_policy
+    from .policy import check_applies, load_policy
     from .probes import bundled_probeset_paths, load_probesets
 
     config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size,
@@ -118,8 +118,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                        ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
     policy = load_policy(args.policy) if args.policy else None
+    if policy is not None:
+        check_applies(policy, probesets, ablation=config.ablation)  # before the model loads, not after the run
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise AuditInputError(f"--out: {args.out} exists and is not a folder")
+    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        raise AuditInputError(f"--cache: {args.cache} exists and is not a folder")
     if args.reference:
         from .validation import load_reference
 
@@ -163,6 +167,9 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
 
     if out.exists() and not out.is_dir():
         raise AuditInputError(f"--out: {out} exists and is not a folder")
+    stale = out / "report.pdf"
+    if not pdf and stale.exists():
+        stale.unlink()  # an old PDF beside new results would mislead
     if policy is not None:
         result["policy"] = evaluate(policy, result)
     tick = time.perf_counter()

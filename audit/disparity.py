@@ -17,6 +17,7 @@ from .errors import expected
 from .selectivity import ALPHA, benjamini_hochberg
 
 REST = "rest"
+EFFECT_CAP = 100.0  # |d_z| of a perfectly consistent difference (sd 0, mean not 0), and the largest reported
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,13 @@ class PairedStats:
 
 
 def paired_effect(differences: np.ndarray) -> np.ndarray:
-    """d_z per column: mean over sd of the paired differences; 0 where all differences are equal."""
+    """d_z per column: mean over sd of the paired differences, clipped to ±EFFECT_CAP. A column whose
+    differences are all equal and non-zero is perfectly consistent and gets ±EFFECT_CAP; all zero gets 0."""
     sd = differences.std(axis=0, ddof=1)
     mean = differences.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sd > 1e-12 * (np.abs(mean) + 1), mean / sd, 0.0)
+        effect = np.where(sd > 1e-12 * (np.abs(mean) + 1), mean / sd, np.sign(mean) * EFFECT_CAP)
+    return np.clip(np.where(np.abs(mean) > 0, effect, 0.0), -EFFECT_CAP, EFFECT_CAP)
 
 
 def paired_auroc(differences: np.ndarray) -> np.ndarray:
@@ -129,6 +132,26 @@ def marker_consistency(differences: np.ndarray, markers: Sequence[str | None], *
     return MarkerConsistency(markers=kinds, effects=effects,
                              consistency=(directional >= min_effect).mean(axis=0),
                              robust_effect=sign * np.maximum(directional.min(axis=0), 0.0))
+
+
+def group_selective_ranking(responses: np.ndarray, groups: Sequence[str], markers: Sequence[str | None], *,
+                            alpha: float = ALPHA, min_effect: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Group-selective neurons (q < alpha and |d_z| ≥ min_effect in some contrast), strongest first by their
+    best weakest-marker effect; returns flat indices and each one's paired AUROC in its preferred direction."""
+    paired = group_selectivity(responses, groups)
+    best = np.zeros(paired.effect.shape[1])
+    auroc = np.full(paired.effect.shape[1], 0.5)
+    for row, contrast in enumerate(paired.contrasts):
+        robust = marker_consistency(contrast_differences(responses, list(groups), contrast), markers,
+                                    min_effect=min_effect).robust_effect
+        flagged = (paired.q_value[row] < alpha) & (np.abs(paired.effect[row]) >= min_effect)
+        score = np.where(flagged, np.abs(robust), 0.0)
+        better = score > best
+        best[better] = score[better]
+        auroc[better] = np.maximum(paired.auroc[row], 1.0 - paired.auroc[row])[better]
+    order = np.lexsort((np.arange(best.size), -best))
+    order = order[best[order] > 0]
+    return order, auroc[order]
 
 
 def selective_counts(stats_: PairedStats, groups: Sequence[str], n_layers: int, *, alpha: float = ALPHA,

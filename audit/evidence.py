@@ -34,6 +34,8 @@ def histogram(responses: Responses) -> dict[str, Any]:
             responses.labels[1]: np.histogram(responses.other, edges)[0], "sides": list(responses.labels)}
 
 
+NEGATIVE_NOTE = ("it fires less on the concept than on ordinary text, so strong firing on general text says "
+                 "nothing about unrelated features")
 GROUP_NOTE = ("general text contains this group's markers (gendered words, English), so its reference "
               "contexts are listed but cannot show unrelated firing")
 
@@ -60,9 +62,13 @@ def attach_evidence(model: Model, entries: Sequence[tuple[dict[str, Any], str, R
             evidence["density"] = float(stats["density"][layer, neuron])
             evidence["kurtosis"] = float(stats["kurtosis"][layer, neuron])
             evidence["reference_contexts"] = exemplars(model, reference, reference_acts, layer, neuron, k=n_contexts)
-        judged = firing if owner in aurocs else None  # concept sets only: the reference corpus is concept-free
-        label, reasons = verdict(others, judged, direction=entry.get("direction", "positive"),
-                                 unjudged_reason=GROUP_NOTE if firing is not None and judged is None else None)
+        direction = entry.get("direction", "positive")
+        # judged only for concept sets (the reference corpus is concept-free) and neurons that fire on the concept
+        judged = firing if owner in aurocs and direction == "positive" else None
+        note = None
+        if firing is not None and judged is None:
+            note = GROUP_NOTE if owner not in aurocs else NEGATIVE_NOTE
+        label, reasons = verdict(others, judged, direction=direction, unjudged_reason=note)
         evidence.update(verdict=label, polysemantic=label == "polysemantic", reasons=reasons)
         entry["polysemanticity"] = evidence
         entry["polysemantic"] = evidence["polysemantic"]

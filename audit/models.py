@@ -49,6 +49,15 @@ class Model:
         return self.sites.n_neurons
 
     @property
+    def max_positions(self) -> int | None:
+        """Longest input the model's position embeddings allow (None when unbounded, e.g. rotary)."""
+        config = self.module.config
+        limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+        if config.model_type in ("roberta", "xlm-roberta") and limit:
+            limit -= 2  # RoBERTa offsets positions by the padding index
+        return limit if config.model_type in ("gpt2", "bert", "roberta", "xlm-roberta") else None
+
+    @property
     def slug(self) -> str:
         """A file-name-safe short name, for default output folders."""
         tail = self.name.rstrip("/").split("/")[-1]
@@ -155,7 +164,11 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
                      allow_pickle: bool, trust_remote_code: bool, cache_dir: str | None = None) -> Model:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AuditInputError(f"--model: {location}: config.json is not a readable model config ({first})") from None
     if config.model_type not in SITE_REGISTRY:
         raise AuditInputError(f"--model: architecture {config.model_type!r} is not supported yet "
                               f"(supported: {', '.join(sorted(SITE_REGISTRY))})")
@@ -163,7 +176,12 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
     auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
     module = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
                                   trust_remote_code=trust_remote_code, dtype=torch.float32, cache_dir=cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    except (OSError, ValueError):
+        tokenizer = None
+    if tokenizer is None or len(tokenizer) == 0 or not tokenizer("a test sentence")["input_ids"]:
+        raise AuditInputError(f"--model: {location} has no usable tokenizer files (tokenizer.json or vocab)")
     model = _wrap(module, tokenizer, name=name, source=source, device=device)
     if weights is not None:
         model.weights_sha256, model.weights_files = sha256_files(weights)

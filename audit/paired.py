@@ -44,13 +44,14 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
         candidates += by_contrast[contrast.label]
         # each group's own list: neurons more active in it, from "g vs rest" (or the pair, with two groups)
         if contrast.b == REST or len(groups) == 2:
-            by_group.setdefault(contrast.a, _top(markers.robust_effect, *context))
+            by_group.setdefault(contrast.a, [e for e in _top(markers.robust_effect, *context) if e["selective"]])
         if len(groups) == 2:
-            by_group.setdefault(contrast.b, _top(-markers.robust_effect, *context))
+            by_group.setdefault(contrast.b, [e for e in _top(-markers.robust_effect, *context) if e["selective"]])
     candidates.sort(key=lambda e: (-abs(e["robust_effect"]), -abs(e["effect"]), e["layer"], e["neuron"]))
     strongest: dict[tuple[int, int], dict[str, Any]] = {}
-    for entry in candidates:  # one row per neuron: its strongest contrast
-        strongest.setdefault((entry["layer"], entry["neuron"]), entry)
+    for entry in candidates:  # one row per group-selective neuron: its strongest contrast
+        if entry["selective"]:
+            strongest.setdefault((entry["layer"], entry["neuron"]), entry)
     candidates = list(strongest.values())
     section: dict[str, Any] = {
         "pooling": config.pooling, "alpha": ALPHA, "min_effect": MIN_EFFECT,
@@ -87,10 +88,12 @@ def _entry(model: Model, probeset: ProbeSet, paired, markers, differences: np.nd
     item = int(np.argmax(np.abs(differences[:, flat])))
     example = {"item": item, "difference": float(differences[item, flat]),
                **({g: probeset.items[item][g] for g in (contrast.a, contrast.b) if g != REST})}
+    q_value = float(paired.q_value[row, flat])
     return {"layer": layer, "neuron": neuron, "name": neuron_name(layer, neuron), "contrast": contrast.label,
             "group": higher, "versus": lower, "effect": abs(effect),
+            "selective": bool(q_value < ALPHA and abs(effect) >= MIN_EFFECT),
             "auroc": auroc if effect >= 0 else 1.0 - auroc,
-            "p_value": float(paired.p_value[row, flat]), "q_value": float(paired.q_value[row, flat]),
+            "p_value": float(paired.p_value[row, flat]), "q_value": q_value,
             "mean_difference": abs(float(paired.mean_difference[row, flat])),
             "robust_effect": abs(float(markers.robust_effect[flat])),
             "consistency": float(markers.consistency[flat]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -81,6 +81,10 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
 
 def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = RunConfig()) -> dict[str, Any]:
     """Audit ``model`` on ``probesets``; returns the result dict that results.json serialises."""
+    limit = model.max_positions
+    clamped = limit is not None and config.max_length > limit
+    if clamped:  # longer inputs would index past the position embeddings
+        config = replace(config, max_length=limit)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     torch.manual_seed(config.seed)
@@ -109,7 +113,6 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         section["n_tokens"] = sum(int(acts.n_tokens.sum()) for acts in runs)
         truncated += section["truncated_texts"]
         seed = config.seed + index
-        selectivity = None
         if probeset.kind == "concept":
             selectivity = concept_selectivity(runs[0].pooled(config.pooling), probeset.labels)
             section.update(concept_section(model, probeset, runs[0], selectivity, config, seed=seed))
@@ -120,8 +123,7 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
         if config.ablation:
             tick = time.perf_counter()
-            section["ablation"] = ablation_section(model, probeset, runs, section, selectivity, config, reference,
-                                                   seed=seed)
+            section["ablation"] = ablation_section(model, probeset, runs, config, reference, seed=seed)
             timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
     if config.evidence:
@@ -134,8 +136,12 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     run = {"seed": config.seed, "started_at": started_at, "duration_s": time.perf_counter() - started,
            "device": str(model.device), "versions": package_versions(), "settings": config.to_dict(),
            "timings_s": timings, "truncated_texts": truncated}
+    notes = caveats(sections, config)
+    if clamped:
+        notes.insert(0, f"Texts were truncated at {limit} tokens, the model's position limit, below the "
+                        f"requested max_length.")
     return {"schema_version": SCHEMA_VERSION, "model": model.summary(), "run": run, "probesets": sections,
-            "caveats": caveats(sections, config)}
+            "caveats": notes}
 
 
 def concept_section(model: Model, probeset: ProbeSet, acts: Activations, result: Selectivity, config: RunConfig,
@@ -194,7 +200,7 @@ def reported_responses(probeset: ProbeSet, section: dict[str, Any], runs: Sequen
     if probeset.kind == "concept":
         labels = probeset.labels
         for entry in section["neurons"]:
-            values = runs[0].max[:, entry["layer"], entry["neuron"]]
+            values = runs[0].pooled(pooling)[:, entry["layer"] * runs[0].max.shape[2] + entry["neuron"]]
             sides = (labels, ~labels, ("positive", "negative"))
             if entry["direction"] != "positive":
                 sides = (~labels, labels, ("negative", "positive"))
@@ -204,7 +210,8 @@ def reported_responses(probeset: ProbeSet, section: dict[str, Any], runs: Sequen
 
     def side(group: str, layer: int, neuron: int, exclude: str) -> np.ndarray:
         chosen = [g for g in groups if g != exclude] if group == REST else [group]
-        return np.concatenate([runs[groups.index(g)].max[:, layer, neuron] for g in chosen])
+        width = runs[0].max.shape[2]
+        return np.concatenate([runs[groups.index(g)].pooled(pooling)[:, layer * width + neuron] for g in chosen])
 
     for entry in section["disparity"]["neurons"]:
         layer, neuron = entry["layer"], entry["neuron"]
@@ -214,19 +221,12 @@ def reported_responses(probeset: ProbeSet, section: dict[str, Any], runs: Sequen
     return found
 
 
-def ablation_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], section: dict[str, Any],
-                     selectivity: Selectivity | None, config: RunConfig, reference: Sequence[str], *,
-                     seed: int) -> dict[str, Any]:
+def ablation_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,
+                     reference: Sequence[str], *, seed: int) -> dict[str, Any]:
     """Causal validation of this set's flagged neurons against random-neuron baselines."""
-    if selectivity is not None:
-        return concept_ablation(model, probeset, runs[0], selectivity, config, reference, seed=seed)
-    flagged = section["disparity"]["neurons"]
-    if not flagged:
-        return {"skipped": "no group-selective neuron to ablate"}
-    unique: dict[int, float] = {}
-    for entry in flagged + [e for entries in section["disparity"]["by_contrast"].values() for e in entries]:
-        unique.setdefault(entry["layer"] * model.neurons_per_layer + entry["neuron"], entry["auroc"])
-    return paired_ablation(model, probeset, runs, list(unique), list(unique.values()), config, seed=seed)
+    if probeset.kind == "concept":
+        return concept_ablation(model, probeset, runs[0], config, reference, seed=seed)
+    return paired_ablation(model, probeset, runs, config, seed=seed)
 
 
 def caveats(sections: Sequence[dict[str, Any]], config: RunConfig) -> list[str]:

@@ -71,7 +71,10 @@ def histogram(edges: Sequence[float], series: Mapping[str, Sequence[float]], tit
 
 
 def effect_vs_null(null: Sequence[float], effect: float, title: str) -> str:
-    """Null effects as dots on a line, the flagged neurons' effect as a red bar."""
+    """Null effects as dots on a line, the flagged neurons' effect as a red bar (missing values are skipped)."""
+    null = [v for v in null if v is not None and v == v]
+    if effect is None or effect != effect:
+        return ""
     values = [*null, effect]
     low, high = min(values), max(values)
     span = (high - low) or 1.0

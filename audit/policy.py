@@ -14,7 +14,7 @@ checks:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -31,11 +31,12 @@ def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
 
 def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
     """Selective neurons, counted only when ablating the top ones beats the random sets (p ≤ alpha)."""
-    ablation = section.get("ablation") or {}
-    if "p_value" not in ablation:
+    ablation = section.get("ablation")
+    if ablation is None:
         raise AuditInputError(f"policy: {section['name']}: validated_selective_neurons needs the ablation results "
                               "(run without --no-ablation)")
-    return _selective(section, check) if ablation["p_value"] <= section["alpha"] else 0.0
+    validated = "p_value" in ablation and ablation["p_value"] <= section["alpha"]  # skipped: nothing to validate
+    return _selective(section, check) if validated else 0.0
 
 
 def _group_selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
@@ -90,6 +91,23 @@ def load_policy(path: str | Path) -> dict[str, Any]:
         if "min_auroc" in check and check["min_auroc"] not in (0.7, 0.8, 0.9):
             raise AuditInputError(f"{where}.min_auroc: must be 0.7, 0.8 or 0.9, got {check['min_auroc']!r}")
     return {"file": str(path), "sha256": sha256_file(path), "checks": document["checks"]}
+
+
+def check_applies(policy: Mapping[str, Any], probesets: Sequence[Any], *, ablation: bool) -> None:
+    """Fail early when a check names a probe set that will not be audited, of the wrong kind, or needs
+    the ablation that is switched off."""
+    kinds = {probeset.name: probeset.kind for probeset in probesets}
+    for i, check in enumerate(policy["checks"]):
+        where = f"{policy['file']}: checks[{i}]"
+        if check["probeset"] not in kinds:
+            raise AuditInputError(f"{where}.probeset: {check['probeset']!r} is not among the probe sets to audit "
+                                  f"({', '.join(kinds)})")
+        kind = METRICS[check["metric"]][0]
+        if kinds[check["probeset"]] != kind:
+            raise AuditInputError(f"{where}.metric: {check['metric']} applies to {kind} probe sets; "
+                                  f"{check['probeset']} is {kinds[check['probeset']]}")
+        if check["metric"] == "validated_selective_neurons" and not ablation:
+            raise AuditInputError(f"{where}.metric: validated_selective_neurons needs ablation; drop --no-ablation")
 
 
 def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ REQUIRED = {"concept": ("name", "description", "kind", "concept", "positive", "n
 ALLOWED = {"concept": COMMON_KEYS | {"concept", "positive", "negative"},
            "paired": COMMON_KEYS | {"groups", "items"}}
 ITEM_KEYS = ("marker", "target")  # optional per-item keys of paired sets, besides one text per group
+RESERVED_GROUPS = (*ITEM_KEYS, "rest", "item", "difference")  # names the analyses and results use themselves
 MIN_TEXTS = 2
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "probesets"
@@ -164,17 +165,20 @@ def parse_probeset(document: Any, *, source: str = "<probe set>", file_sha256: s
     tags = tuple(_strings(document.get("tags", []), where, "tags", minimum=0))
     source_note = _string(document["source"], where, "source") if "source" in document else None
     common = dict(name=name, kind=kind, description=description, tags=tags, source=source_note,
-                  path=None if source.startswith("<") else source, file_sha256=file_sha256,
-                  sha256=sha256_json(document))
+                  path=None if source.startswith("<") else source, file_sha256=file_sha256)
     if kind == "concept":
         positive = _strings(document["positive"], where, "positive")
         negative = _strings(document["negative"], where, "negative")
         _reject_duplicates(positive, negative, where)
-        return ProbeSet(concept=_string(document["concept"], where, "concept"),
-                        positive=tuple(positive), negative=tuple(negative), **common)
-    groups = _groups(document["groups"], where)
-    items, markers, targets = _items(document["items"], groups, where)
-    return ProbeSet(groups=groups, items=items, markers=markers, targets=targets, **common)
+        fields = dict(concept=_string(document["concept"], where, "concept"), positive=tuple(positive),
+                      negative=tuple(negative))
+    else:
+        groups = _groups(document["groups"], where)
+        items, markers, targets = _items(document["items"], groups, where)
+        fields = dict(groups=groups, items=items, markers=markers, targets=targets)
+    # hashed once valid: the content (not the file's formatting) identifies the probe set
+    content = {key: common[key] for key in ("name", "kind", "description", "tags", "source")} | fields
+    return ProbeSet(sha256=sha256_json(content), **common, **fields)
 
 
 def _string(value: Any, where: str, field_name: str) -> str:
@@ -206,9 +210,9 @@ def _groups(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) < 2:
         raise AuditInputError(f"{where}: groups: expected a list of at least 2 group names, got {_describe(value)}")
     for i, group in enumerate(value):
-        if not isinstance(group, str) or not GROUP_PATTERN.fullmatch(group) or group in ITEM_KEYS:
+        if not isinstance(group, str) or not GROUP_PATTERN.fullmatch(group) or group in RESERVED_GROUPS:
             raise AuditInputError(f"{where}: groups[{i}]: expected a name matching [A-Za-z0-9_-]+ other than "
-                                  f"{' or '.join(ITEM_KEYS)}, got {_describe(group)}")
+                                  f"{', '.join(RESERVED_GROUPS)}, got {_describe(group)}")
     if len(set(value)) != len(value):
         raise AuditInputError(f"{where}: groups: group names must be unique, got {value}")
     return tuple(value)
@@ -225,7 +229,7 @@ def _items(value: Any, groups: tuple[str, ...], where: str):
         here = f"items[{i}]"
         if not isinstance(item, dict):
             raise AuditInputError(f"{where}: {here}: expected a mapping of group to text, got {_describe(item)}")
-        unknown = sorted(set(item) - set(groups) - set(ITEM_KEYS), key=str)
+        unknown = sorted((key for key in item if key not in groups and key not in ITEM_KEYS), key=str)
         if unknown:
             raise AuditInputError(f"{where}: {here}.{unknown[0]}: not a group of this set "
                                   f"(groups: {', '.join(groups)}; optional: {', '.join(ITEM_KEYS)})")

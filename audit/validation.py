@@ -10,12 +10,13 @@ import numpy as np
 
 from .ablation import (cosine_shift, disparity_change_ci, embedding_gap, loglik_gap, null_comparison,
                        null_neuron_sets, separability, specificity)
+from .disparity import group_selective_ranking
 from .errors import AuditInputError, read_input_text
 from .harvest import Activations
 from .interventions import Intervention, aura_scale, make_intervention, measure
 from .models import Model
 from .probes import ProbeSet
-from .selectivity import Selectivity
+from .selectivity import ALPHA, concept_selectivity
 
 if TYPE_CHECKING:
     from .pipeline import RunConfig
@@ -51,31 +52,49 @@ def choose_targets(ranked: Sequence[int], n_neurons: int, *, k: int, per_layer: 
 def _interventions(target: np.ndarray, mode: str, n_neurons: int, config: "RunConfig", *, means: np.ndarray,
                    scales: np.ndarray, seed: int) -> list[Intervention]:
     """The target intervention first, then the null sets (same layers; dampen uses the target's scales)."""
+    layers, counts = np.unique(target // n_neurons, return_counts=True)
+    if (counts > n_neurons - counts).any():
+        raise AuditInputError(f"--ablate-k/--ablate-per-layer: {int(counts.max())} neurons of layer "
+                              f"{int(layers[counts.argmax()])} leave too few others to draw random sets from; "
+                              f"ablate at most {n_neurons // 2} per layer")
     sets = [target, *null_neuron_sets(target, n_neurons, n_sets=config.null_sets, seed=seed)]
     return [make_intervention(neurons, mode, means=means, scales=scales) for neurons in sets]
 
 
-def _sample(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(n, size=min(n, k), replace=False))
+def _split(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out rows for evaluation (at most ``k``, at most half) and the rest, for choosing the neurons."""
+    held_out = np.sort(rng.choice(n, size=min(k, n // 2), replace=False))
+    return held_out, np.setdiff1d(np.arange(n), held_out)
 
 
-def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, result: Selectivity,
-                     config: "RunConfig", reference: Sequence[str], *, seed: int) -> dict[str, Any]:
-    """Ablate the top positively selective neurons; effects on positives and negatives vs the null."""
-    n_neurons = model.neurons_per_layer
-    ranked = [flat for flat in result.ranking() if result.auroc[flat] > 0.5]
+def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config: "RunConfig",
+                     reference: Sequence[str], *, seed: int) -> dict[str, Any]:
+    """Ablate the most positively selective neurons and compare the effect with random neuron sets.
+
+    The neurons are chosen on texts held apart from the evaluation texts: chosen and judged on the same
+    texts, the most selective neurons would move those texts more than random ones by construction.
+    """
+    n_neurons, labels = model.neurons_per_layer, probeset.labels
+    rng = np.random.default_rng(seed)
+    pos_eval, pos_select = (np.flatnonzero(labels)[i] for i in _split(int(labels.sum()), config.ablation_texts, rng))
+    neg_eval, neg_select = (np.flatnonzero(~labels)[i] for i in _split(int((~labels).sum()), config.ablation_texts,
+                                                                        rng))
+    if min(len(pos_select), len(neg_select)) < 2:
+        return {"skipped": "too few texts to hold some apart for choosing neurons (needs at least 4 per side)"}
+    select = np.r_[pos_select, neg_select]
+    chosen = concept_selectivity(acts.pooled(config.pooling)[select], labels[select])
+    ranked = [flat for flat in chosen.ranking() if chosen.auroc[flat] > 0.5 and chosen.q_value[flat] < ALPHA]
+    if not ranked:
+        return {"skipped": "no neuron is more active on the concept at q < 0.05 in the texts held apart for "
+                           "choosing neurons"}
     target = choose_targets(ranked, n_neurons, k=config.ablate_k, per_layer=config.ablate_per_layer)
-    labels = probeset.labels
     means = acts.mean[~labels].reshape(int((~labels).sum()), -1).mean(axis=0)
     interventions = _interventions(target, config.ablation_mode, n_neurons, config, means=means,
-                                   scales=aura_scale(result.auroc[target]), seed=seed)
-    rng = np.random.default_rng(seed)
-    positive = np.flatnonzero(labels)[_sample(int(labels.sum()), config.ablation_texts, rng)]
-    negative = np.flatnonzero(~labels)[_sample(int((~labels).sum()), config.ablation_texts, rng)]
+                                   scales=aura_scale(chosen.auroc[target]), seed=seed)
     texts = probeset.texts
-    m = measure(model, [texts[i] for i in (*positive, *negative)], interventions, batch_size=config.batch_size,
+    m = measure(model, [texts[i] for i in (*pos_eval, *neg_eval)], interventions, batch_size=config.batch_size,
                 max_length=config.max_length)
-    pos, neg = np.arange(len(positive)), np.arange(len(positive), len(positive) + len(negative))
+    pos, neg = np.arange(len(pos_eval)), np.arange(len(pos_eval), len(pos_eval) + len(neg_eval))
     metrics: dict[str, dict] = {}
     if model.kind == "causal-lm":
         on_pos, on_neg = m.kl[:, pos].mean(axis=1), m.kl[:, neg].mean(axis=1)
@@ -104,14 +123,16 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, result
             "p_value": headline["p_value"], "specificity": metrics["specificity"]["effect"],
             "metrics": metrics,
             "scales": interventions[0].scale, "offsets": interventions[0].offset,
-            "evaluated": {"n_positive": len(positive), "n_negative": len(negative), "seed": seed},
+            "evaluated": {"n_positive": len(pos_eval), "n_negative": len(neg_eval), "seed": seed,
+                          "chosen_on": {"n_positive": len(pos_select), "n_negative": len(neg_select)}},
             "collateral": collateral_cost(model, reference, interventions[0], config, seed=seed)}
 
 
 def collateral_cost(model: Model, reference: Sequence[str], intervention: Intervention, config: "RunConfig", *,
                     seed: int) -> dict[str, Any]:
     """What the intervention costs on general text: Δ perplexity (causal) or mean embedding shift (encoders)."""
-    rows = _sample(len(reference), config.reference_texts, np.random.default_rng(seed + 1))
+    rng = np.random.default_rng(seed + 1)
+    rows = np.sort(rng.choice(len(reference), size=min(len(reference), config.reference_texts), replace=False))
     m = measure(model, [reference[i] for i in rows], [intervention], batch_size=config.batch_size,
                 max_length=config.max_length)
     if model.kind == "causal-lm":
@@ -124,16 +145,23 @@ def collateral_cost(model: Model, reference: Sequence[str], intervention: Interv
             "max": float(shift.max())}
 
 
-def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations], ranked: Sequence[int],
-                    aurocs: Sequence[float], config: "RunConfig", *, seed: int) -> dict[str, Any]:
-    """Ablate the top group-selective neurons; how the output-level disparity changes, vs the null."""
+def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: "RunConfig", *,
+                    seed: int) -> dict[str, Any]:
+    """Ablate the top group-selective neurons (chosen on held-apart items) and measure how the output-level
+    disparity changes on the evaluation items, against random neuron sets."""
     n_neurons, groups = model.neurons_per_layer, list(probeset.groups)
+    items, select = _split(len(probeset.items), config.ablation_texts, np.random.default_rng(seed))
+    if len(select) < 2:
+        return {"skipped": "too few items to hold some apart for choosing neurons (needs at least 4)"}
+    responses = np.stack([acts.pooled(config.pooling) for acts in runs])
+    ranked, aurocs = group_selective_ranking(responses[:, select], groups, [probeset.markers[i] for i in select])
+    if not len(ranked):
+        return {"skipped": "no group-selective neuron in the items held apart for choosing neurons"}
     target = choose_targets(ranked, n_neurons, k=config.ablate_k, per_layer=config.ablate_per_layer)
-    scale_of = dict(zip((int(r) for r in ranked), aurocs))
+    scale_of = dict(zip(ranked.tolist(), aurocs))
     means = np.concatenate([acts.mean.reshape(acts.mean.shape[0], -1) for acts in runs]).mean(axis=0)
     interventions = _interventions(target, config.ablation_mode, n_neurons, config, means=means,
                                    scales=aura_scale([scale_of[int(t)] for t in target]), seed=seed)
-    items = _sample(len(probeset.items), config.ablation_texts, np.random.default_rng(seed))
     texts = [probeset.items[i][g] for g in groups for i in items]
     m = measure(model, texts, interventions, batch_size=config.batch_size, max_length=config.max_length)
     shape = (len(groups), len(items))
@@ -154,4 +182,4 @@ def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations
             "ci95": [low, high], "null": comparison["null"], "z": comparison["z"],
             "p_value": comparison["p_value"],
             "p_value_meaning": "share of random sets that reduce the disparity at least as much",
-            "evaluated": {"n_items": len(items), "seed": seed}}
+            "evaluated": {"n_items": len(items), "seed": seed, "chosen_on": {"n_items": len(select)}}}

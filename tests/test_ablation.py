@@ -72,15 +72,15 @@ def planted(planted_model, concept_yaml):
 
 def test_planted_neuron_ablation_beats_every_null(planted_model, planted):
     probeset, acts, result = planted
-    section = concept_ablation(planted_model, probeset, acts, result, CONFIG, load_reference(), seed=0)
+    section = concept_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
     assert section["neurons"] == [[0, PLANTED_NEURON]] and section["metric"] == "kl_positive"
     assert section["p_value"] <= 1 / 21 and section["null"]["n"] == 20 and section["z"] > 10
     assert section["specificity"] is None or section["specificity"] > 100
     assert section["metrics"]["loglik_change_positive"]["effect"] != 0
     assert section["collateral"]["metric"] == "perplexity" and section["collateral"]["n_texts"] == 20
-    again = concept_ablation(planted_model, probeset, acts, result, CONFIG, load_reference(), seed=0)
+    again = concept_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
     assert dumps(again) == dumps(section)  # deterministic under a seed
-    other = concept_ablation(planted_model, probeset, acts, result, CONFIG, load_reference(), seed=1)
+    other = concept_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=1)
     assert dumps(other["null"]) != dumps(section["null"])
 
 
@@ -126,17 +126,49 @@ def test_mean_mode_writes_the_mean_into_the_site(planted_model):
     assert torch.equal(clean[..., others], ablated[..., others])
 
 
-def test_encoder_ablation_reports_shift_and_separability(tmp_path, concept_yaml):
+def test_encoder_ablation_reports_shift_and_separability(tmp_path):
+    import random
+
+    import yaml
+
     from audit.models import load_model
 
     tokenizer = tiny.build_tokenizer(bert_style=True)
     model = load_model(str(tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")), device="cpu")
-    (probeset,) = load_probesets([concept_yaml])
+    rng = random.Random(0)
+    positive = [" ".join(rng.choice(tiny.CONCEPT) for _ in range(5)) + f" {i}" for i in range(60)]
+    document = {"name": "enc", "description": "d", "kind": "concept", "concept": "c", "positive": positive,
+                "negative": tiny.sentences(60, seed=21)}
+    (tmp_path / "enc.yaml").write_text(yaml.safe_dump(document))
+    (probeset,) = load_probesets([tmp_path / "enc.yaml"])
     acts = harvest(model, probeset.texts, progress=False)
-    result = concept_selectivity(acts.pooled(), probeset.labels)
     config = RunConfig(progress=False, ablate_k=3, reference_texts=20, ablation_mode="dampen")
-    section = concept_ablation(model, probeset, acts, result, config, load_reference(), seed=0)
+    section = concept_ablation(model, probeset, acts, config, load_reference(), seed=0)
     assert section["metric"] == "embedding_shift_positive" and len(section["neurons"]) == 3
-    assert section["scales"] == pytest.approx(aura_scale(result.auroc[result.ranking()[:3]]).tolist())
+    assert all(0.0 <= scale < 1.0 for scale in section["scales"])  # dampened: chosen for AUROC > 0.5
     assert 0.0 <= section["metrics"]["separability_drop"]["clean_auroc"] <= 1.0
     assert section["collateral"]["metric"].startswith("embedding shift")
+    assert section["evaluated"]["chosen_on"] == {"n_positive": 30, "n_negative": 30}
+
+
+def test_ablation_is_skipped_without_selective_neurons(planted_model, tmp_path):
+    import yaml
+
+    document = {"name": "noise", "description": "d", "kind": "concept", "concept": "none",
+                "positive": tiny.sentences(30, seed=31), "negative": tiny.sentences(30, seed=32)}
+    (tmp_path / "noise.yaml").write_text(yaml.safe_dump(document))
+    (probeset,) = load_probesets([tmp_path / "noise.yaml"])
+    acts = harvest(planted_model, probeset.texts, progress=False)
+    section = concept_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
+    assert "skipped" in section and "p_value" not in section
+
+
+def test_too_many_ablated_neurons_per_layer_is_an_input_error():
+    from audit.errors import AuditInputError
+    from audit.validation import _interventions
+
+    config = RunConfig(progress=False)
+    with pytest.raises(AuditInputError, match="--ablate-k/--ablate-per-layer: 100 neurons of layer 0"):
+        _interventions(np.arange(100), "zero", 128, config, means=np.zeros(256), scales=np.zeros(100), seed=0)
+    assert len(_interventions(np.arange(64), "zero", 128, config, means=np.zeros(256), scales=np.zeros(64),
+                              seed=0)) == 21

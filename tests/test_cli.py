@@ -165,3 +165,30 @@ def test_harvest_cache_is_reused_and_keyed_by_settings(planted_folder, concept_y
         assert main(args) == 0
     first, second = (json.loads((out / "results.json").read_text()) for out in outs)
     assert strip_timings(first) == strip_timings(second)
+
+
+def test_model_folder_without_tokenizer_is_an_input_error(planted_folder, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "no-tokenizer"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(planted_folder / name, folder / name)
+    assert main(["run", "--model", str(folder), "--out", str(tmp_path / "o"), *FAST]) == 2
+    assert "has no usable tokenizer files" in capsys.readouterr().err
+
+
+def test_cache_that_is_a_file_is_an_input_error(planted_folder, concept_yaml, tmp_path, capsys):
+    (tmp_path / "cache").write_text("")
+    args = ["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "o"), *FAST]) == 2
+    assert "--cache:" in capsys.readouterr().err
+
+
+def test_max_length_beyond_the_model_is_clamped_with_a_caveat(planted_folder, concept_yaml, tmp_path):
+    out = tmp_path / "o"
+    assert main(["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), "--out", str(out),
+                 "--max-length", "500", "--no-ablation", *FAST]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["run"]["settings"]["max_length"] == 64
+    assert any("position limit" in note for note in result["caveats"])

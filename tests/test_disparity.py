@@ -36,6 +36,13 @@ def test_planted_group_column_ranks_first_and_rest_contrast():
     assert counts["q_and_effect"]["per_layer"]["a"][0] >= 1  # neuron 5 lies in layer 0 of 20 per layer
 
 
+def test_perfectly_consistent_differences_get_the_capped_effect():
+    from audit.disparity import EFFECT_CAP
+
+    d = np.array([[0.5, -0.2, 0.0], [0.5, -0.2, 0.0], [0.5, -0.2, 0.0]])
+    assert paired_effect(d).tolist() == [EFFECT_CAP, -EFFECT_CAP, 0.0]
+
+
 def test_identical_groups_give_nothing_significant():
     responses = np.random.default_rng(1).normal(size=(1, 30, 50)).repeat(2, axis=0)
     stats = group_selectivity(responses, ["a", "b"])

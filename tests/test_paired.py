@@ -92,6 +92,7 @@ def test_identical_texts_give_no_disparity(model, tmp_path):
     assert pair["difference"] == 0.0 and pair["ci95"] == [0.0, 0.0]
     (target,) = section["disparity"]["output"]["target"]["table"]["pairs"]
     assert target["difference"] == 0.0
+    assert "skipped" in section["ablation"]  # nothing group-selective: nothing to ablate
 
 
 def test_lape_finds_planted_language_neurons(model, tmp_path):

@@ -77,6 +77,7 @@ def test_several_documents_in_one_file(tmp_path):
     ({"negative": ["fine", "  "]}, "negative[1]: expected a non-empty string"),
     ({"negative": ["p one", "other"]}, "negative[0]: duplicates positive[0]"),
     ({"tags": "safety"}, "tags: expected a list"),
+    ({"positive": [__import__("datetime").date(2024, 1, 1), "b"]}, "positive[0]: expected a non-empty string"),
 ])
 def test_concept_validation_names_the_field(tmp_path, change, field):
     assert field in error_of(tmp_path, {**CONCEPT, **change})
@@ -96,6 +97,8 @@ def test_missing_kind(tmp_path):
     ({"groups": ["a"]}, "groups: expected a list of at least 2"),
     ({"groups": ["a", "a"]}, "groups: group names must be unique"),
     ({"groups": ["a", "marker"]}, "groups[1]: expected a name"),
+    ({"groups": ["a", "rest"]}, "groups[1]: expected a name"),
+    ({"items": [{"a": "x", "b": "y", 1: "z"}, {"a": "z", "b": "w"}]}, "items[0].1: not a group"),
     ({"items": [{"a": "x", "b": "y"}]}, "items: needs at least 2"),
     ({"items": [{"a": "x", "b": "y"}, {"a": "z"}]}, "items[1].b: missing the text for group 'b'"),
     ({"items": [{"a": "x", "b": "y"}, {"a": "z", "b": "w", "c": "v"}]}, "items[1].c: not a group"),

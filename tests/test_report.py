@@ -121,3 +121,20 @@ def test_missing_cjk_fonts_are_flagged_visibly(audit_dir, monkeypatch):
     assert "no CJK font is installed" in report.render_html(results)
     monkeypatch.setattr(report, "_has_cjk_font", lambda: True)
     assert "no CJK font is installed" not in report.render_html(results)
+
+
+def test_policy_is_checked_before_the_model_loads(concept_yaml, tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"checks": [{"probeset": "absent", "metric": "selective_neurons", "max": 1}]}))
+    code = main(["run", "--model", "/nonexistent/model", "--probeset", str(concept_yaml), "--policy", str(path),
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "'absent' is not among the probe sets to audit" in capsys.readouterr().err
+
+
+def test_rendering_without_pdf_removes_a_stale_pdf(audit_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(audit_dir, out)
+    assert main(["render", str(out / "results.json"), "--out", str(out), "--no-pdf"]) == 0
+    assert not (out / "report.pdf").exists() and (out / "report.html").exists()

@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ablation-mode", choices=("zero", "mean", "dampen"), default="mean",
                      help="how flagged neurons are ablated (default mean: their mean on negative texts)")
     run.add_argument("--null-sets", type=_positive_int, default=20, help="random neuron sets for the null (default 20)")
-    run.add_argument("--ablation-texts", type=_positive_int, default=32,
-                     help="texts per side (or items) evaluated under ablation (default 32)")
+    run.add_argument("--ablation-texts", type=_positive_int, default=25,
+                     help="texts per side (or items) evaluated under ablation (default 25)")
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
                      "(default: the bundled everyday sentences)")
     run.add_argument("--no-ablation", action="store_true", help="skip ablation validation")

@@ -42,9 +42,9 @@ class RunConfig:
     ablate_per_layer: int | None = None
     ablation_mode: str = "mean"
     null_sets: int = 20
-    ablation_texts: int = 32
+    ablation_texts: int = 25
     reference: str | None = None
-    reference_texts: int = 128
+    reference_texts: int = 100
     evidence: bool = True
     cache_dir: str | None = None
     progress: bool = True

@@ -60,9 +60,13 @@ def auroc(positive: np.ndarray, negative: np.ndarray, axis: int = 0) -> np.ndarr
     return u / (positive.shape[axis] * negative.shape[axis])
 
 
-def concept_selectivity(responses: np.ndarray, labels: np.ndarray) -> Selectivity:
-    """Selectivity of each column of ``responses`` (texts × neurons) for ``labels`` (True = positive)."""
-    responses = np.asarray(responses, dtype=np.float64)
+def concept_selectivity(responses: np.ndarray, labels: np.ndarray, *, dtype: type = np.float64) -> Selectivity:
+    """Selectivity of each column of ``responses`` (texts × neurons) for ``labels`` (True = positive).
+
+    ``dtype=np.float32`` runs the test ~3× faster but p-values below ~1e-38 underflow to 0: fine for a
+    ranking or a q < alpha cut, not for reporting p-values.
+    """
+    responses = np.asarray(responses, dtype=dtype)
     labels = np.asarray(labels, dtype=bool)
     if responses.ndim != 2 or labels.shape != (responses.shape[0],):
         raise expected("labels", f"a bool vector of length {responses.shape[0]}", labels.shape)
@@ -73,7 +77,8 @@ def concept_selectivity(responses: np.ndarray, labels: np.ndarray) -> Selectivit
         test = stats.mannwhitneyu(positive, negative, axis=0, method="asymptotic")
     p_value = np.nan_to_num(test.pvalue, nan=1.0)
     area = test.statistic / (len(positive) * len(negative))
-    return Selectivity(auroc=area, effect_size=cohens_d(positive, negative), p_value=p_value,
+    return Selectivity(auroc=area, effect_size=cohens_d(positive.astype(np.float64), negative.astype(np.float64)),
+                       p_value=p_value,
                        q_value=benjamini_hochberg(p_value), n_positive=len(positive), n_negative=len(negative))
 
 

@@ -82,7 +82,7 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
     if min(len(pos_select), len(neg_select)) < 2:
         return {"skipped": "too few texts to hold some apart for choosing neurons (needs at least 4 per side)"}
     select = np.r_[pos_select, neg_select]
-    chosen = concept_selectivity(acts.pooled(config.pooling)[select], labels[select])
+    chosen = concept_selectivity(acts.pooled(config.pooling)[select], labels[select], dtype=np.float32)
     ranked = [flat for flat in chosen.ranking() if chosen.auroc[flat] > 0.5 and chosen.q_value[flat] < ALPHA]
     if not ranked:
         return {"skipped": "no neuron is more active on the concept at q < 0.05 in the texts held apart for "

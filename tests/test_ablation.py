@@ -148,7 +148,8 @@ def test_encoder_ablation_reports_shift_and_separability(tmp_path):
     assert all(0.0 <= scale < 1.0 for scale in section["scales"])  # dampened: chosen for AUROC > 0.5
     assert 0.0 <= section["metrics"]["separability_drop"]["clean_auroc"] <= 1.0
     assert section["collateral"]["metric"].startswith("embedding shift")
-    assert section["evaluated"]["chosen_on"] == {"n_positive": 30, "n_negative": 30}
+    held_apart = 60 - config.ablation_texts  # texts used to choose the neurons, not to judge them
+    assert section["evaluated"]["chosen_on"] == {"n_positive": held_apart, "n_negative": held_apart}
 
 
 def test_ablation_is_skipped_without_selective_neurons(planted_model, tmp_path):

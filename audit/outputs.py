@@ -74,12 +74,6 @@ def allocate(model: Model, n_texts: int) -> dict[str, np.ndarray]:
     return {"embedding": np.zeros((n_texts, hidden), np.float32)}
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of matching rows."""
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.einsum("ij,ij->i", a, b) / np.maximum(norms, 1e-12)
-
-
 def target_logprobs(model: Model, prompts: Sequence[str], targets: Sequence[str], *, batch_size: int = 16,
                     max_length: int = 128) -> np.ndarray:
     """Causal LMs: log P(target | prompt), summed over the target's tokens, for each pair.

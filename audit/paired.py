@@ -10,7 +10,8 @@ from .disparity import (REST, consistency_table, contrast_differences, group_sel
                         marker_consistency, output_disparity_table, selective_counts)
 from .harvest import Activations
 from .models import Model
-from .outputs import cosine_rows, target_logprobs
+from .ablation import cosine_shift
+from .outputs import target_logprobs
 from .probes import ProbeSet
 from .selectivity import ALPHA
 from .sites import neuron_name
@@ -149,7 +150,8 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
         return result
     embeddings = [acts.outputs["embedding"] for acts in runs]
     pairs = [(a, b) for i, a in enumerate(groups) for b in groups[i + 1:]]
-    similarity = np.stack([cosine_rows(embeddings[groups.index(a)], embeddings[groups.index(b)]) for a, b in pairs])
+    similarity = np.stack([1.0 - cosine_shift(embeddings[groups.index(a)], embeddings[groups.index(b)])
+                           for a, b in pairs])
     return {"metric": "cosine between an item's pooled sentence embeddings across groups",
             "table": consistency_table(similarity, pairs, seed=seed, n_resamples=n_resamples)}
 

@@ -70,11 +70,6 @@ class ProbeSet:
             raise TypeError(f"probe set {self.name!r} is paired; it has groups, not labels")
         return np.r_[np.ones(len(self.positive), bool), np.zeros(len(self.negative), bool)]
 
-    def group_rows(self, group: str) -> np.ndarray:
-        """Paired sets: the rows of :attr:`texts` that hold ``group``'s version of each item, in item order."""
-        start = self.groups.index(group) * len(self.items)
-        return np.arange(start, start + len(self.items))
-
     def summary(self) -> dict[str, Any]:
         """The identifying fields results.json records for this probe set."""
         info: dict[str, Any] = {"name": self.name, "kind": self.kind, "description": self.description,

@@ -57,7 +57,6 @@ def test_concept_set_texts_labels_and_hash(tmp_path):
 def test_paired_set_orders_texts_by_group(tmp_path):
     (probeset,) = load_probeset_file(write(tmp_path, PAIRED))
     assert probeset.texts == ["a one", "a two", "b one", "b two"]
-    assert probeset.group_rows("b").tolist() == [2, 3]
     assert probeset.markers == (None, "noun")
 
 

@@ -173,3 +173,14 @@ def test_too_many_ablated_neurons_per_layer_is_an_input_error():
         _interventions(np.arange(100), "zero", 128, config, means=np.zeros(256), scales=np.zeros(100), seed=0)
     assert len(_interventions(np.arange(64), "zero", 128, config, means=np.zeros(256), scales=np.zeros(64),
                               seed=0)) == 21
+
+
+def test_stacked_interventions_match_one_at_a_time(planted_model, planted):
+    """Accelerators run several interventions per forward by stacking copies of a batch; same numbers."""
+    probeset, _, _ = planted
+    target = np.array([PLANTED_NEURON, 128 + 5])
+    runs = [make_intervention(s, "zero") for s in [target, *null_neuron_sets(target, 128, n_sets=4, seed=0)]]
+    one = measure(planted_model, probeset.texts[:12], runs, batch_size=4, max_stack=4)
+    stacked = measure(planted_model, probeset.texts[:12], runs, batch_size=4, max_stack=12)
+    np.testing.assert_allclose(stacked.kl, one.kl, atol=1e-6)
+    np.testing.assert_allclose(stacked.loglik_ablated, one.loglik_ablated, atol=1e-5)

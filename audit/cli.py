@@ -1,4 +1,4 @@
-"""Command line: ``neuron-audit run | render | validate | import``. Thin: parse, call the pipeline, write outputs.
+"""Command line: ``neuron-audit run | render | schema | validate | import``. Thin: parse, call the pipeline, write outputs.
 
 Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error,
 3 a policy check failed under --fail-on-policy.
@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     render.add_argument("--no-pdf", action="store_true", help="write report.html only")
 
+    commands.add_parser("schema", help="print the JSON Schema of results.json (schema_version 1)")
+
     validate = commands.add_parser("validate", help="check probe-set YAML files")
     validate.add_argument("files", nargs="+", metavar="FILE")
 
@@ -94,8 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .results.schema import results_schema
+
+    print(json.dumps(results_schema(), indent=2))
+    return EXIT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .probes import load_probesets
+    from .probes.probeset import load_probesets
 
     for probeset in load_probesets(args.files):
         count = (f"{len(probeset.positive)} positive / {len(probeset.negative)} negative"
@@ -105,11 +114,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .findings import dumps
-    from .models import load_model
-    from .pipeline import RunConfig, run_audit
-    from .policy import check_applies, load_policy
-    from .probes import bundled_probeset_paths, load_probesets
+    from .config import RunConfig
+    from .model.loading import load_model
+    from .probes.probeset import bundled_probeset_paths, load_probesets
+    from .results.io import to_json
+    from .results.policy import check_applies, load_policy
+    from .stages.audit import run_audit
 
     config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size,
                        max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
@@ -125,12 +135,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise AuditInputError(f"--cache: {args.cache} exists and is not a folder")
     if args.reference:
-        from .validation import load_reference
+        from .probes.reference import load_reference
 
         load_reference(args.reference)  # fail on a bad corpus before the model loads
     model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
                        trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir)
-    result = json.loads(dumps(run_audit(model, probesets, config)))  # exactly what results.json holds
+    result = to_json(run_audit(model, probesets, config))  # exactly what results.json holds
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPORTS_DIR / f"{model.slug}-{stamp}"
     code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
@@ -151,19 +161,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .findings import load_results
-    from .policy import load_policy
+    from .results.io import load_results, to_json
+    from .results.policy import load_policy
 
-    result = load_results(args.results)
+    result = to_json(load_results(args.results))  # validated against the published schema
     policy = load_policy(args.policy) if args.policy else None
     return _publish(result, Path(args.out), policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
 
 
 def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on_policy: bool) -> int:
     """Evaluate the policy, render, and write results.json, report.html (and report.pdf) atomically."""
-    from .findings import dumps, write_outputs
-    from .policy import evaluate
-    from .report import render_html, render_pdf
+    from .results.io import dumps, write_outputs
+    from .results.policy import evaluate
+    from .results.report import render_html, render_pdf
 
     if out.exists() and not out.is_dir():
         raise AuditInputError(f"--out: {out} exists and is not a folder")
@@ -188,8 +198,10 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .findings import write_outputs
-    from .importers import import_crows_pairs, import_winobias, to_yaml
+    from .probes.crows_pairs import import_crows_pairs
+    from .probes.export import to_yaml
+    from .probes.winobias import import_winobias
+    from .results.io import write_outputs
 
     if args.format == "crows-pairs":
         documents = import_crows_pairs(args.source, split=args.split_by_bias_type)
@@ -204,7 +216,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "validate": cmd_validate, "import": cmd_import}
+COMMANDS = {"run": cmd_run, "render": cmd_render, "schema": cmd_schema, "validate": cmd_validate,
+            "import": cmd_import}
 
 
 def _quiet_libraries() -> None:

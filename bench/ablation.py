@@ -20,11 +20,12 @@ def main() -> None:
     parser.add_argument("--probeset", default=str(ROOT / "probesets" / "toxicity.yaml"))
     args = parser.parse_args()
 
-    from audit.harvest import harvest
-    from audit.models import load_model
-    from audit.pipeline import RunConfig
-    from audit.probes import load_probesets
-    from audit.validation import concept_ablation, load_reference
+    from audit.config import RunConfig
+    from audit.model.harvest import harvest
+    from audit.model.loading import load_model
+    from audit.probes.probeset import load_probesets
+    from audit.probes.reference import load_reference
+    from audit.stages.ablation import concept_ablation
 
     model = load_model("default", device="cpu")
     (probeset,) = load_probesets([args.probeset])

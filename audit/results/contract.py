@@ -1,0 +1,544 @@
+"""The results.json contract as typed records: what an audit returns and what ``render`` reads back.
+
+Field names are the published keys (extension only, never renamed; ``schema_version`` "1"). Stages build
+these records; :func:`audit.results.io.dumps` is the one place they become JSON, and
+:mod:`audit.results.schema` derives the published JSON Schema from the same classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Mapping, Union
+
+from .record import ABSENT, Record, extra_field, optional
+
+SCHEMA_VERSION = "1"
+
+record = dataclass(kw_only=True)
+
+
+# --- model and run ---------------------------------------------------------------------------------------
+
+@record
+class ModelInfo(Record):
+    """The audited model and the provenance of its weights."""
+
+    name: str
+    source: str
+    architecture: str
+    model_type: str
+    kind: Literal["causal-lm", "encoder"]
+    n_layers: int
+    neurons_per_layer: int
+    weights_sha256: str
+    weights_verified: bool | None  # None: no published hash to check against
+    weights_files: dict[str, str]
+    neuron_site: str
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class RunInfo(Record):
+    """When, where and how the audit ran: seed, settings, package versions, timings."""
+
+    seed: int
+    started_at: str
+    duration_s: float
+    device: str
+    versions: dict[str, str]
+    settings: dict[str, Any]
+    timings_s: dict[str, float]
+    truncated_texts: int
+    extra: dict[str, Any] = extra_field()
+
+
+# --- per-neuron evidence -----------------------------------------------------------------------------------
+
+@record
+class Exemplar(Record):
+    """One text where a neuron fires strongly, with the token at its maximum and every token's activation."""
+
+    text_index: int
+    text: str
+    position: int
+    token: str
+    char_start: int
+    char_end: int
+    activation: float
+    token_activations: list[float]
+    token_spans: list[list[int]]
+    label: str = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Histogram(Record):
+    """Per-text max activation counts on shared bins; one count list per side, keyed by the side's name."""
+
+    extra_schema: ClassVar[Mapping[str, Any]] = {"type": "array", "items": {"type": "integer"}}
+
+    edges: list[float]
+    sides: list[str]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Polysemanticity(Record):
+    """The evidence behind a neuron's verdict: other concepts, reference-corpus firing, density, kurtosis."""
+
+    other_concepts: dict[str, float]
+    threshold: float = optional()
+    unrelated_share: float = optional()
+    reference_rate: float = optional()
+    top_reference_activation: float = optional()
+    density: float = optional()
+    kurtosis: float = optional()
+    reference_contexts: list[Exemplar] = optional()
+    verdict: Literal["looks monosemantic", "polysemantic", "insufficient evidence"]
+    polysemantic: bool
+    reasons: list[str]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Vocabulary(Record):
+    """Causal LMs: what a neuron writes to the vocabulary through W_out·W_U."""
+
+    kurtosis: float
+    skew: float
+    hint: str | None
+    promoted: list[list[Any]]
+    suppressed: list[list[Any]]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class NeuronEntry(Record):
+    """Fields every reported neuron has; the evidence stage fills the optional ones."""
+
+    layer: int
+    neuron: int
+    name: str
+
+    def attach(self, *, polysemanticity: Polysemanticity, histogram: Histogram,
+               vocabulary: Vocabulary | None) -> None:
+        """Add the evidence stage's findings to this entry."""
+        self.polysemanticity = polysemanticity  # type: ignore[attr-defined]
+        self.polysemantic = polysemanticity.polysemantic  # type: ignore[attr-defined]
+        self.histogram = histogram  # type: ignore[attr-defined]
+        if vocabulary is not None:
+            self.vocabulary = vocabulary  # type: ignore[attr-defined]
+
+
+@record
+class ConceptNeuron(NeuronEntry):
+    """A neuron reported for a concept set: its selectivity, CI and the texts where it fires most."""
+
+    rank: int
+    direction: Literal["positive", "negative"]
+    auroc: float
+    auroc_ci95: list[float]
+    effect_size: float
+    p_value: float
+    q_value: float
+    mean_positive: float
+    mean_negative: float
+    exemplars: list[Exemplar]
+    polysemanticity: Polysemanticity = optional()
+    polysemantic: bool = optional()
+    histogram: Histogram = optional()
+    vocabulary: Vocabulary = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class GroupNeuron(NeuronEntry):
+    """A neuron reported for a paired set: one contrast between groups, with paired statistics."""
+
+    contrast: str
+    group: str
+    versus: str
+    effect: float
+    selective: bool
+    auroc: float
+    p_value: float
+    q_value: float
+    mean_difference: float
+    robust_effect: float
+    consistency: float
+    marker_effects: dict[str, float]
+    largest_item_difference: dict[str, Any]
+    polysemanticity: Polysemanticity = optional()
+    polysemantic: bool = optional()
+    histogram: Histogram = optional()
+    vocabulary: Vocabulary = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+# --- ablation ---------------------------------------------------------------------------------------------
+
+@record
+class NullDistribution(Record):
+    """The same measurement under random neuron sets with the flagged set's per-layer counts."""
+
+    mean: float
+    std: float
+    n: int
+    values: list[float]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class NullComparison(Record):
+    """One ablation metric: the flagged set's effect against the null, with z and empirical p."""
+
+    effect: float | None
+    null: NullDistribution
+    z: float
+    p_value: float
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Collateral(Record):
+    """What the ablation costs on the general reference corpus."""
+
+    metric: str
+    n_texts: int
+    mean: float = optional()
+    max: float = optional()
+    clean: float = optional()
+    ablated: float = optional()
+    change: float = optional()
+    relative_change: float = optional()
+    kl: float = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Ablation(Record):
+    """Causal validation of a probe set's flagged neurons against random-neuron baselines."""
+
+    neurons: list[list[int]]
+    mode: str
+    metric: str
+    disparity_clean: float = optional()
+    disparity_ablated: float = optional()
+    effect: float
+    ci95: list[float] = optional()
+    null: NullDistribution
+    z: float
+    p_value: float
+    p_value_meaning: str = optional()
+    specificity: float | None = optional()
+    metrics: dict[str, NullComparison] = optional()
+    scales: list[float] = optional()
+    offsets: list[float] = optional()
+    evaluated: dict[str, Any]
+    collateral: Collateral = optional()
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def matches(cls, data: Mapping[str, Any]) -> bool:
+        return "skipped" not in data
+
+    @classmethod
+    def discriminator(cls) -> Mapping[str, Any]:
+        return {"not": {"required": ["skipped"]}}
+
+
+@record
+class SkippedAblation(Record):
+    """Ablation could not run for this set; the reason says why."""
+
+    skipped: str
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def matches(cls, data: Mapping[str, Any]) -> bool:
+        return "skipped" in data
+
+    @classmethod
+    def discriminator(cls) -> Mapping[str, Any]:
+        return {"required": ["skipped"]}
+
+
+# --- concept sets -----------------------------------------------------------------------------------------
+
+@record
+class AurocHistogram(Record):
+    """How many neurons fall in each AUROC bin."""
+
+    edges: list[float]
+    counts: list[int]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class ConceptSummary(Record):
+    """Counts over all neurons of a concept set."""
+
+    n_neurons_tested: int
+    n_significant: int
+    n_significant_positive: int
+    n_significant_negative: int
+    per_layer_significant_positive: list[int]
+    per_layer_significant_negative: list[int]
+    max_auroc: float
+    min_auroc: float
+    strong_selective: dict[str, int]
+    auroc_histogram: AurocHistogram
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Control(Record):
+    """The shuffled-label control: how many neurons chance alone flags."""
+
+    kind: str
+    seed: int
+    n_significant: int
+    max_abs_auroc_deviation: float
+    extra: dict[str, Any] = extra_field()
+
+
+# --- paired sets ------------------------------------------------------------------------------------------
+
+@record
+class SelectiveCounts(Record):
+    """Group-selective neurons per group and layer under one criterion."""
+
+    per_group: dict[str, int]
+    per_layer: dict[str, list[int]]
+    any_group: int
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class DisparityCounts(Record):
+    """Counts with q alone and with q and the effect floor."""
+
+    q_and_effect: SelectiveCounts
+    q_only: SelectiveCounts
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class GroupValue(Record):
+    """One group's mean output value with its bootstrap CI."""
+
+    value: float
+    ci95: list[float]
+    perplexity: float = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class PairRow(Record):
+    """One pair of groups in an output-level table."""
+
+    group: str
+    versus: str
+    ci95: list[float]
+    difference: float = optional()
+    ratio: float | None = optional()
+    excludes_zero: bool = optional()
+    perplexity_ratio: float = optional()
+    cosine: float = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class OutputTable(Record):
+    """Output-level values per group (causal LMs) or per pair (encoders), and the largest gap."""
+
+    per_group: dict[str, GroupValue] = optional()
+    pairs: list[PairRow]
+    difference: float | None
+    ratio: float | None
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class TargetDisparity(Record):
+    """Causal LMs: log-probability of the items' target continuations per group."""
+
+    metric: str
+    n_items: int
+    table: OutputTable
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class OutputDisparity(Record):
+    """Does the model's own output treat the groups differently?"""
+
+    metric: str
+    table: OutputTable
+    target: TargetDisparity = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Disparity(Record):
+    """Group-selective neurons (overall, per contrast, per group), their counts and output-level disparity."""
+
+    neurons: list[GroupNeuron]
+    by_contrast: dict[str, list[GroupNeuron]]
+    by_group: dict[str, list[GroupNeuron]]
+    counts: DisparityCounts
+    output: OutputDisparity
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class LapeNeuron(Record):
+    """A language-specific neuron and its activation probability per language."""
+
+    layer: int
+    neuron: int
+    name: str
+    probability: float
+    probabilities: dict[str, float]
+    entropy: float
+    auroc: float
+    auroc_contrast: str
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class LapeLanguage(Record):
+    """One language's specific neurons."""
+
+    count: int
+    per_layer: list[int]
+    neurons: list[LapeNeuron]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Lape(Record):
+    """Language-specific neurons by activation-probability entropy (sets tagged ``languages``)."""
+
+    method: str
+    probability_threshold: float
+    entropy_threshold: float
+    n_language_specific: int
+    per_language: dict[str, LapeLanguage]
+    extra: dict[str, Any] = extra_field()
+
+
+# --- probe-set sections and the whole result -------------------------------------------------------------
+
+@record
+class Section(Record):
+    """What every probe-set section records: identity, provenance and size of the set, and the test used."""
+
+    name: str
+    kind: str
+    description: str
+    sha256: str
+    file: str | None
+    file_sha256: str | None
+    n_texts: int
+    tags: list[str]
+    source: str | None
+    truncated_texts: int
+    n_tokens: int
+    pooling: Literal["max", "mean"]
+    alpha: float
+    test: str
+
+
+@record
+class ConceptSection(Section):
+    """A concept set: the most selective neurons, counts over all neurons, the control, and ablation."""
+
+    kind: Literal["concept"]
+    concept: str
+    n_positive: int
+    n_negative: int
+    neurons: list[ConceptNeuron]
+    summary: ConceptSummary
+    control: Control
+    ablation: Union[Ablation, SkippedAblation] = optional()
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def matches(cls, data: Mapping[str, Any]) -> bool:
+        return data.get("kind") == "concept"
+
+    @classmethod
+    def discriminator(cls) -> Mapping[str, Any]:
+        return {"properties": {"kind": {"const": "concept"}}, "required": ["kind"]}
+
+
+@record
+class PairedSection(Section):
+    """A paired set: group-selective neurons, LAPE for language sets, output-level disparity, and ablation."""
+
+    kind: Literal["paired"]
+    groups: list[str]
+    n_items: int
+    min_effect: float
+    contrasts: list[str]
+    markers: list[str]
+    disparity: Disparity
+    lape: Lape = optional()
+    ablation: Union[Ablation, SkippedAblation] = optional()
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def matches(cls, data: Mapping[str, Any]) -> bool:
+        return data.get("kind") == "paired"
+
+    @classmethod
+    def discriminator(cls) -> Mapping[str, Any]:
+        return {"properties": {"kind": {"const": "paired"}}, "required": ["kind"]}
+
+
+@record
+class PolicyCheck(Record):
+    """One PASS/FAIL check of a policy file."""
+
+    name: str
+    probeset: str
+    metric: str
+    bound: Literal["max", "min"]
+    limit: float
+    value: float
+    passed: bool
+    verdict: Literal["PASS", "FAIL"]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class PolicyResult(Record):
+    """The policy file's checks evaluated on this result."""
+
+    file: str
+    sha256: str
+    checks: list[PolicyCheck]
+    passed: bool
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class AuditResult(Record):
+    """One audit: the model, the run, a section per probe set, and the caveats a reader must know."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    model: ModelInfo
+    run: RunInfo
+    probesets: list[Union[ConceptSection, PairedSection]] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+    policy: PolicyResult = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+__all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection",
+           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "GroupNeuron", "GroupValue",
+           "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronEntry", "NullComparison",
+           "NullDistribution", "OutputDisparity", "OutputTable", "PairRow", "PairedSection", "PolicyCheck",
+           "PolicyResult", "Polysemanticity", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts",
+           "SkippedAblation", "TargetDisparity", "Vocabulary"]

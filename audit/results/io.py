@@ -1,0 +1,98 @@
+"""results.json in and out: serialising the typed result, reading it back validated, writing outputs atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import AuditInputError, read_input_text
+from .contract import AuditResult
+from .record import Record
+from .schema import validate_results
+
+
+def to_jsonable(value: Any) -> Any:
+    """numpy scalars/arrays to Python, NaN/inf to None, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def dumps(result: Record | Mapping[str, Any]) -> str:
+    """results.json text: the one place results become JSON (stable key order, two-space indent, UTF-8 kept
+    readable, numpy values as Python numbers, NaN and infinities as null)."""
+    plain = result.to_dict() if isinstance(result, Record) else result
+    return json.dumps(to_jsonable(plain), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_json(result: Record | Mapping[str, Any]) -> dict[str, Any]:
+    """Exactly what results.json holds for ``result``, as a dict (what reports and policies read)."""
+    return json.loads(dumps(result))
+
+
+def parse_results(text: str, *, where: str) -> AuditResult:
+    """A results.json text, validated against the published schema, as the typed result."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AuditInputError(f"{where}: not a readable results.json ({exc})") from None
+    except RecursionError:
+        raise AuditInputError(f"{where}: not a readable results.json (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise AuditInputError(f"{where}: expected a JSON object at the top level, got {type(data).__name__}")
+    try:
+        validate_results(data, where=where)
+    except RecursionError:
+        raise AuditInputError(f"{where}: nested too deeply to be a results.json") from None
+    return AuditResult.from_dict(data)
+
+
+def load_results(path: str | Path) -> AuditResult:
+    """Read a results.json and validate it against the published schema (one-line error with the JSON path)."""
+    path = Path(path)
+    return parse_results(read_input_text(path, "results file"), where=str(path))
+
+
+def write_outputs(out_dir: str | Path, files: Mapping[str, str | bytes]) -> Path:
+    """Write every file into a temporary folder beside ``out_dir``, then move them into place.
+
+    A new ``out_dir`` appears whole (one rename); in an existing one each file is replaced by rename,
+    so no reader ever sees a half-written file.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, content in files.items():
+            target = staging / name
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+        if not out_dir.exists():
+            os.rename(staging, out_dir)
+            return out_dir
+        for name in files:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out_dir

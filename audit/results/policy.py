@@ -1,0 +1,133 @@
+"""Policy checks: thresholds from an audit config (YAML) evaluated on a result, PASS or FAIL each.
+
+```yaml
+checks:
+  - probeset: toxicity
+    metric: validated_selective_neurons   # see METRICS
+    max: 50
+  - probeset: gender-occupations
+    metric: output_disparity
+    max: 0.05
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import yaml
+
+from ..errors import AuditInputError, read_input_text
+from ..provenance import sha256_file
+
+STRONG_AUROC = 0.8
+
+
+def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Concept sets: neurons with q < alpha and AUROC ≥ min_auroc (default 0.8) in either direction."""
+    return float(section["summary"]["strong_selective"][str(check.get("min_auroc", STRONG_AUROC))])
+
+
+def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Selective neurons, counted only when ablating the top ones beats the random sets (p ≤ alpha)."""
+    ablation = section.get("ablation")
+    if ablation is None:
+        raise AuditInputError(f"policy: {section['name']}: validated_selective_neurons needs the ablation results "
+                              "(run without --no-ablation)")
+    validated = "p_value" in ablation and ablation["p_value"] <= section["alpha"]  # skipped: nothing to validate
+    return _selective(section, check) if validated else 0.0
+
+
+def _group_selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Paired sets: neurons selective for some group (q < alpha and |d_z| ≥ the effect floor)."""
+    return float(section["disparity"]["counts"]["q_and_effect"]["any_group"])
+
+
+def _output_disparity(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Paired sets: largest |log-likelihood gap| between two groups (causal LMs) or largest 1 − mean cosine
+    between an item's versions (encoders)."""
+    table = section["disparity"]["output"]["table"]
+    if "per_group" in table:
+        return max(abs(pair["difference"]) for pair in table["pairs"])
+    return max(1.0 - pair["cosine"] for pair in table["pairs"])
+
+
+METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
+    "selective_neurons": ("concept", _selective),
+    "validated_selective_neurons": ("concept", _validated),
+    "group_selective_neurons": ("paired", _group_selective),
+    "output_disparity": ("paired", _output_disparity),
+}
+CHECK_KEYS = {"name", "probeset", "metric", "max", "min", "min_auroc"}
+
+
+def load_policy(path: str | Path) -> dict[str, Any]:
+    """Read and validate a policy file; errors name the file and field."""
+    path = Path(path)
+    text = read_input_text(path, "policy file")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AuditInputError(f"--policy: {path}: not readable YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(document, dict) or set(document) != {"checks"} or not isinstance(document["checks"], list) \
+            or not document["checks"]:
+        raise AuditInputError(f"{path}: checks: expected a mapping with one key, 'checks', holding a non-empty list")
+    for i, check in enumerate(document["checks"]):
+        where = f"{path}: checks[{i}]"
+        if not isinstance(check, dict):
+            raise AuditInputError(f"{where}: expected a mapping")
+        unknown = sorted(set(check) - CHECK_KEYS)
+        if unknown:
+            raise AuditInputError(f"{where}.{unknown[0]}: unknown field (allowed: {', '.join(sorted(CHECK_KEYS))})")
+        for key in ("probeset", "metric"):
+            if not isinstance(check.get(key), str):
+                raise AuditInputError(f"{where}.{key}: missing or not a string")
+        if check["metric"] not in METRICS:
+            raise AuditInputError(f"{where}.metric: must be one of {', '.join(METRICS)}, got {check['metric']!r}")
+        bounds = [key for key in ("max", "min") if key in check]
+        if len(bounds) != 1 or isinstance(check[bounds[0]], bool) or not isinstance(check[bounds[0]], (int, float)):
+            raise AuditInputError(f"{where}: needs exactly one numeric bound, max or min")
+        if "min_auroc" in check and check["min_auroc"] not in (0.7, 0.8, 0.9):
+            raise AuditInputError(f"{where}.min_auroc: must be 0.7, 0.8 or 0.9, got {check['min_auroc']!r}")
+    return {"file": str(path), "sha256": sha256_file(path), "checks": document["checks"]}
+
+
+def check_applies(policy: Mapping[str, Any], probesets: Sequence[Any], *, ablation: bool) -> None:
+    """Fail early when a check names a probe set that will not be audited, of the wrong kind, or needs
+    the ablation that is switched off."""
+    kinds = {probeset.name: probeset.kind for probeset in probesets}
+    for i, check in enumerate(policy["checks"]):
+        where = f"{policy['file']}: checks[{i}]"
+        if check["probeset"] not in kinds:
+            raise AuditInputError(f"{where}.probeset: {check['probeset']!r} is not among the probe sets to audit "
+                                  f"({', '.join(kinds)})")
+        kind = METRICS[check["metric"]][0]
+        if kinds[check["probeset"]] != kind:
+            raise AuditInputError(f"{where}.metric: {check['metric']} applies to {kind} probe sets; "
+                                  f"{check['probeset']} is {kinds[check['probeset']]}")
+        if check["metric"] == "validated_selective_neurons" and not ablation:
+            raise AuditInputError(f"{where}.metric: validated_selective_neurons needs ablation; drop --no-ablation")
+
+
+def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """PASS/FAIL per check against ``result``; a check naming a probe set not in the result is an input error."""
+    sections = {section["name"]: section for section in result["probesets"]}
+    outcomes = []
+    for i, check in enumerate(policy["checks"]):
+        section = sections.get(check["probeset"])
+        if section is None:
+            raise AuditInputError(f"{policy['file']}: checks[{i}].probeset: {check['probeset']!r} was not audited "
+                                  f"(audited: {', '.join(sections)})")
+        kind, metric = METRICS[check["metric"]]
+        if section["kind"] != kind:
+            raise AuditInputError(f"{policy['file']}: checks[{i}].metric: {check['metric']} applies to {kind} "
+                                  f"probe sets; {check['probeset']} is {section['kind']}")
+        value = metric(section, check)
+        bound, limit = ("max", check["max"]) if "max" in check else ("min", check["min"])
+        passed = value <= limit if bound == "max" else value >= limit
+        outcomes.append({"name": check.get("name") or f"{check['probeset']}: {check['metric']} {bound} {limit}",
+                         "probeset": check["probeset"], "metric": check["metric"], "bound": bound, "limit": limit,
+                         "value": value, "passed": passed, "verdict": "PASS" if passed else "FAIL"})
+    return {"file": policy["file"], "sha256": policy["sha256"], "checks": outcomes,
+            "passed": all(o["passed"] for o in outcomes)}

@@ -1,0 +1,65 @@
+"""Render the audit report (HTML, and PDF through weasyprint) from a result dict alone, so an old
+results.json can be re-drawn without the model."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+import jinja2
+from markupsafe import Markup
+
+from . import plots
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+CARDS_PER_SET = 5
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["num"] = _num
+    env.filters["sci"] = lambda value: "—" if value is None else f"{value:.2e}"
+    env.filters["css_string"] = lambda value: Markup(re.sub(r'[^\w .,:/@+()-]', "", str(value)))
+    env.filters["layer_labels"] = lambda values: [f"L{i}" for i in range(len(values))]
+    env.filters["bars_svg"] = lambda labels, series, title: Markup(plots.bars(labels, series, title))
+    env.filters["histogram_svg"] = lambda edges, series, title: Markup(plots.histogram(edges, series, title))
+    env.filters["effect_svg"] = lambda null, effect, title: Markup(plots.effect_vs_null(null, effect, title))
+    return env
+
+
+def render_html(result: Mapping[str, Any]) -> str:
+    """The self-contained HTML report for one audit result."""
+    return _environment().get_template("report.html.j2").render(r=result, notes=font_notes(result),
+                                                                cards_per_set=CARDS_PER_SET)
+
+
+def render_pdf(html: str) -> bytes:
+    """The same report as PDF (print CSS: running header and footer, page numbers)."""
+    import weasyprint
+
+    return weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf()
+
+
+def font_notes(result: Mapping[str, Any]) -> list[str]:
+    """A visible note when probe texts need CJK glyphs that no installed font provides."""
+    text = str(result.get("probesets", ""))
+    if not CJK.search(text) or _has_cjk_font():
+        return []
+    return ["Some probe texts use Chinese, Japanese or Korean characters, but no CJK font is installed, so the PDF "
+            "shows them as empty boxes; install a CJK font (Debian: fonts-noto-cjk) and re-render."]
+
+
+def _has_cjk_font() -> bool:
+    if shutil.which("fc-list") is None:
+        return False
+    listing = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False)
+    return bool(listing.stdout.strip())

@@ -1,0 +1,161 @@
+"""The audit pipeline: harvest each probe set, run the analyses, assemble the result (results.json)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..analysis.disparity import REST
+from ..analysis.selectivity import concept_selectivity
+from ..config import RunConfig
+from ..model.cache import cached_harvest
+from ..model.harvest import Activations
+from ..model.loading import Model
+from ..probes.probeset import ProbeSet
+from ..probes.reference import load_reference
+from ..provenance import package_versions
+from ..results.contract import (
+    Ablation,
+    AuditResult,
+    ConceptSection,
+    ModelInfo,
+    NeuronEntry,
+    PairedSection,
+    RunInfo,
+    SkippedAblation,
+)
+from .ablation import concept_ablation, paired_ablation
+from .concept import concept_section
+from .evidence import Responses, attach_evidence
+from .paired import paired_caveats, paired_section, uses_lape
+
+
+def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = RunConfig()) -> AuditResult:
+    """Audit ``model`` on ``probesets``; returns the typed result that results.json serialises."""
+    limit = model.max_positions
+    clamped = limit is not None and config.max_length > limit
+    if clamped:  # longer inputs would index past the position embeddings
+        config = replace(config, max_length=limit)
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    torch.manual_seed(config.seed)
+    timings: dict[str, float] = {}
+    reference = load_reference(config.reference) if config.ablation or config.evidence else []
+    sections: list[ConceptSection | PairedSection] = []
+    aurocs: dict[str, np.ndarray] = {}
+    reported: list[tuple[NeuronEntry, str, Responses]] = []
+    truncated = 0
+    for index, probeset in enumerate(probesets):
+        tick = time.perf_counter()
+        if probeset.kind == "concept":
+            runs = [cached_harvest(model, probeset.texts, cache_dir=config.cache_dir, batch_size=config.batch_size,
+                                   max_length=config.max_length, progress=config.progress,
+                                   description=probeset.name)]
+        else:  # one harvest per group, with outputs (and token probabilities for language sets)
+            runs = [cached_harvest(model, [item[group] for item in probeset.items], cache_dir=config.cache_dir,
+                                   batch_size=config.batch_size, max_length=config.max_length,
+                                   token_moments=uses_lape(probeset), outputs=True, progress=config.progress,
+                                   description=f"{probeset.name}:{group}")
+                    for group in probeset.groups]
+        timings[f"harvest:{probeset.name}"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        seed = config.seed + index
+        section: ConceptSection | PairedSection
+        if probeset.kind == "concept":
+            selectivity = concept_selectivity(runs[0].pooled(config.pooling), probeset.labels)
+            section = concept_section(model, probeset, runs[0], selectivity, config, seed=seed)
+            aurocs[probeset.name] = selectivity.auroc
+        else:
+            section = paired_section(model, probeset, runs, config, seed=seed)
+        truncated += section.truncated_texts
+        reported += reported_responses(probeset, section, runs, config.pooling)
+        timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
+        if config.ablation:
+            tick = time.perf_counter()
+            section.ablation = ablation_section(model, probeset, runs, config, reference, seed=seed)
+            timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
+        sections.append(section)
+    if config.evidence:
+        tick = time.perf_counter()
+        reference_acts = cached_harvest(model, reference, cache_dir=config.cache_dir, batch_size=config.batch_size,
+                                        max_length=config.max_length, token_moments=True, progress=config.progress,
+                                        description="reference")
+        attach_evidence(model, reported, aurocs, reference, reference_acts)
+        timings["evidence"] = time.perf_counter() - tick
+    run = RunInfo(seed=config.seed, started_at=started_at, duration_s=time.perf_counter() - started,
+                  device=str(model.device), versions=package_versions(), settings=config.to_dict(),
+                  timings_s=timings, truncated_texts=truncated)
+    notes = caveats(sections, config)
+    if clamped:
+        notes.insert(0, f"Texts were truncated at {limit} tokens, the model's position limit, below the "
+                        f"requested max_length.")
+    return AuditResult(model=ModelInfo.from_dict(model.summary()), run=run, probesets=sections, caveats=notes)
+
+
+def reported_responses(probeset: ProbeSet, section: ConceptSection | PairedSection, runs: Sequence[Activations],
+                       pooling: str) -> list[tuple[NeuronEntry, str, Responses]]:
+    """Each reported neuron with its per-text responses on the side it prefers and on the other side."""
+    found = []
+    if probeset.kind == "concept":
+        labels = probeset.labels
+        for entry in section.neurons:
+            values = runs[0].pooled(pooling)[:, entry.layer * runs[0].max.shape[2] + entry.neuron]
+            sides = (labels, ~labels, ("positive", "negative"))
+            if entry.direction != "positive":
+                sides = (~labels, labels, ("negative", "positive"))
+            found.append((entry, probeset.name, Responses(values[sides[0]], values[sides[1]], sides[2])))
+        return found
+    groups = list(probeset.groups)
+
+    def side(group: str, layer: int, neuron: int, exclude: str) -> np.ndarray:
+        chosen = [g for g in groups if g != exclude] if group == REST else [group]
+        width = runs[0].max.shape[2]
+        return np.concatenate([runs[groups.index(g)].pooled(pooling)[:, layer * width + neuron] for g in chosen])
+
+    for entry in section.disparity.neurons:
+        preferred = side(entry.group, entry.layer, entry.neuron, entry.versus)
+        other = side(entry.versus, entry.layer, entry.neuron, entry.group)
+        found.append((entry, probeset.name, Responses(preferred, other, (entry.group, entry.versus))))
+    return found
+
+
+def ablation_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,
+                     reference: Sequence[str], *, seed: int) -> Ablation | SkippedAblation:
+    """Causal validation of this set's flagged neurons against random-neuron baselines."""
+    if probeset.kind == "concept":
+        return concept_ablation(model, probeset, runs[0], config, reference, seed=seed)
+    return paired_ablation(model, probeset, runs, config, seed=seed)
+
+
+def caveats(sections: Sequence[ConceptSection | PairedSection], config: RunConfig) -> list[str]:
+    """Plain-language limits of this run's findings."""
+    notes = [
+        "Selectivity is correlational: a neuron that separates the probe texts need not cause the model's "
+        "behaviour on them; ablation validation tells the two apart.",
+        f"Responses are {config.pooling}-pooled over real tokens per text; a neuron can respond to one word "
+        "of a text rather than to the concept as a whole (see each neuron's exemplars).",
+        "Findings hold for these probe texts; other wordings, domains or languages may activate other neurons.",
+    ]
+    if config.ablation:
+        notes.append(f"Ablation effects are measured on up to {config.ablation_texts} texts per side (or items) "
+                     f"and compared with {config.null_sets} random neuron sets, so the smallest possible empirical "
+                     f"p-value is 1/{config.null_sets + 1}; neurons often act jointly, so the effect of a set is not "
+                     "the sum of its members' effects.")
+    for section in sections:
+        if section.truncated_texts:
+            notes.append(f"{section.name}: {section.truncated_texts} texts were longer than "
+                         f"{config.max_length} tokens and were truncated.")
+        if isinstance(section, PairedSection):
+            notes.extend(paired_caveats(section))
+            continue
+        if section.control.n_significant:
+            notes.append(f"{section.name}: with shuffled labels {section.control.n_significant} neurons still "
+                         "passed q < 0.05; treat borderline q-values with care.")
+        if min(section.n_positive, section.n_negative) < 30:
+            notes.append(f"{section.name}: fewer than 30 texts per side; AUROC intervals are wide.")
+    return notes

@@ -1,0 +1,120 @@
+"""Reports: sections in HTML and PDF, re-rendering from results.json, policy checks and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from audit.cli import main
+from audit.errors import AuditInputError
+from audit.results.policy import evaluate, load_policy
+
+SECTIONS = ["Executive summary", "Policy verdicts", "Model provenance", "Run metadata", "Methods",
+            "Probe set: planted", "Probe set: gender", "Ablation validation", "Output-level disparity",
+            "Neuron cards", "Limitations", "Caveats for this run"]
+def test_html_has_every_section_and_is_self_contained(audit_dir):
+    html = (audit_dir / "report.html").read_text()
+    for title in SECTIONS:
+        assert title in html, title
+    assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in html and "https://" not in html and "<link" not in html
+    assert "PASS" in html and "looks monosemantic" in html
+
+
+def test_pdf_holds_the_sections(audit_dir):
+    from pypdf import PdfReader
+
+    reader = PdfReader(audit_dir / "report.pdf")
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert len(reader.pages) >= 5
+    for title in SECTIONS:
+        assert title in text, title
+    assert "Page 1 of" in text and "neuron-audit" in text
+
+
+def test_render_reproduces_the_html_without_the_model(audit_dir, tmp_path):
+    out = tmp_path / "again"
+    assert main(["render", str(audit_dir / "results.json"), "--out", str(out), "--no-pdf"]) == 0
+    assert (out / "report.html").read_text() == (audit_dir / "report.html").read_text()
+    assert json.loads((out / "results.json").read_text()) == json.loads((audit_dir / "results.json").read_text())
+
+
+def test_policy_verdicts_and_exit_codes(audit_dir, tmp_path, capsys):
+    results = json.loads((audit_dir / "results.json").read_text())
+    assert results["policy"]["passed"] and [c["verdict"] for c in results["policy"]["checks"]] == ["PASS", "PASS"]
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump({"checks": [{"probeset": "planted", "metric": "selective_neurons", "max": 0,
+                                                  "name": "no selective neurons"}]}))
+    args = ["render", str(audit_dir / "results.json"), "--out", str(tmp_path / "o"), "--no-pdf",
+            "--policy", str(strict)]
+    assert main(args) == 0  # a failed check is reported ...
+    assert "policy FAIL: no selective neurons" in capsys.readouterr().out
+    assert main([*args, "--fail-on-policy"]) == 3  # ... and gates CI when asked
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "FAIL" in html and "no selective neurons" in html
+
+    def value(metric: str) -> float:
+        policy = {"file": "p.yaml", "sha256": "", "checks": [{"probeset": "planted", "metric": metric, "max": 0}]}
+        return evaluate(policy, results)["checks"][0]["value"]
+
+    significant = results["probesets"][0]["ablation"]["p_value"] <= 0.05
+    assert value("validated_selective_neurons") == (value("selective_neurons") if significant else 0.0)
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"rules": []}, "checks: expected a mapping with one key"),
+    ({"checks": [{"probeset": "planted", "metric": "magic", "max": 1}]}, "checks[0].metric: must be one of"),
+    ({"checks": [{"probeset": "planted", "metric": "selective_neurons"}]},
+     "checks[0]: needs exactly one numeric bound"),
+    ({"checks": [{"probeset": "planted", "metric": "selective_neurons", "max": 1, "colour": 2}]}, "checks[0].colour"),
+])
+def test_bad_policy_files_are_input_errors(tmp_path, document, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(AuditInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_policy(path)
+
+
+def test_policy_naming_an_unaudited_set_exits_2(audit_dir, tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"checks": [{"probeset": "absent", "metric": "output_disparity", "max": 1}]}))
+    assert main(["render", str(audit_dir / "results.json"), "--out", str(tmp_path / "o"), "--policy", str(path)]) == 2
+    assert "checks[0].probeset: 'absent' was not audited" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_render_rejects_a_file_that_is_not_results(tmp_path, capsys):
+    bad = tmp_path / "r.json"
+    bad.write_text('{"model": {}}')
+    assert main(["render", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "schema_version: missing" in capsys.readouterr().err
+
+
+def test_missing_cjk_fonts_are_flagged_visibly(audit_dir, monkeypatch):
+    from audit.results import report
+
+    results = json.loads((audit_dir / "results.json").read_text())
+    results["probesets"][0]["description"] = "中文 probe texts"
+    monkeypatch.setattr(report, "_has_cjk_font", lambda: False)
+    assert "no CJK font is installed" in report.render_html(results)
+    monkeypatch.setattr(report, "_has_cjk_font", lambda: True)
+    assert "no CJK font is installed" not in report.render_html(results)
+
+
+def test_policy_is_checked_before_the_model_loads(concept_yaml, tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"checks": [{"probeset": "absent", "metric": "selective_neurons", "max": 1}]}))
+    code = main(["run", "--model", "/nonexistent/model", "--probeset", str(concept_yaml), "--policy", str(path),
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "'absent' is not among the probe sets to audit" in capsys.readouterr().err
+
+
+def test_rendering_without_pdf_removes_a_stale_pdf(audit_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(audit_dir, out)
+    assert main(["render", str(out / "results.json"), "--out", str(out), "--no-pdf"]) == 0
+    assert not (out / "report.pdf").exists() and (out / "report.html").exists()

@@ -1,0 +1,201 @@
+"""Ablation: pure statistics (unit) and interventions on tiny planted models (integration)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audit.analysis.ablation import (
+    cosine_shift,
+    disparity_change_ci,
+    embedding_gap,
+    loglik_gap,
+    null_comparison,
+    null_neuron_sets,
+    separability,
+    specificity,
+)
+from audit.analysis.selectivity import concept_selectivity
+from audit.config import RunConfig
+from audit.model.harvest import harvest
+from audit.model.interventions import aura_scale, make_intervention, measure
+from audit.probes.probeset import load_probesets
+from audit.probes.reference import load_reference
+from audit.results.io import dumps, to_json
+from audit.stages.ablation import choose_targets, concept_ablation
+from tests import tiny
+from tests.conftest import PLANTED_NEURON
+
+
+def to_json_ablation(*args, **kwargs) -> dict:
+    """The ablation section exactly as results.json holds it."""
+    return to_json(concept_ablation(*args, **kwargs))
+
+
+CONFIG = RunConfig(progress=False, ablate_k=1, bootstrap_resamples=200, reference_texts=20)
+
+
+def test_null_sets_match_layers_and_avoid_targets():
+    target = np.array([5, 7, 130])  # layer 0, 0, 1 with 128 neurons per layer
+    sets = null_neuron_sets(target, 128, n_sets=50, seed=0)
+    assert len(sets) == 50 and all(len(s) == 3 for s in sets)
+    for chosen in sets:
+        assert (chosen // 128).tolist() == [0, 0, 1] and len(set(chosen)) == 3
+        assert not set(chosen) & set(target)
+    assert len({tuple(s) for s in sets}) == 50
+    assert [s.tolist() for s in null_neuron_sets(target, 128, n_sets=3, seed=0)] == [s.tolist() for s in sets[:3]]
+
+
+def test_null_comparison_counts_ties_and_direction():
+    result = null_comparison(np.array([3.0, 1.0, 2.0, 3.0, 0.0]))
+    assert result["p_value"] == pytest.approx(2 / 5) and result["null"]["n"] == 4
+    assert result["z"] == pytest.approx((3 - 1.5) / np.std([1, 2, 3, 0], ddof=1))
+    assert null_comparison(np.array([-2.0, 0.0, -1.0]), larger_is_stronger=False)["p_value"] == pytest.approx(1 / 3)
+    assert null_comparison(np.array([1.0, 1.0, 1.0]))["z"] is None
+
+
+def test_small_helpers():
+    assert specificity(np.array([2.0, 1.0]), np.array([0.5, 0.0])).tolist() == [4.0, np.inf]
+    assert cosine_shift(np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]]))[0] == pytest.approx(1.0)
+    assert aura_scale(np.array([1.0, 0.75, 0.5, 0.3])).tolist() == [0.0, 0.5, 1.0, 1.0]
+    values = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    assert loglik_gap(values) == pytest.approx(0.0) and loglik_gap(values + np.array([[1.0], [0.0]])) == 1.0
+    same = np.ones((2, 4, 3))
+    assert embedding_gap(same) == pytest.approx(0.0)
+    gap_one = np.array([[2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0]])  # group 0 ahead by 1 on every item
+    gap_none = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    assert disparity_change_ci(loglik_gap, gap_one, gap_none, seed=0, n_resamples=200) == pytest.approx((-1.0, -1.0))
+    assert choose_targets([5, 300, 7, 9, 260], 128, k=2, per_layer=None).tolist() == [5, 300]
+    assert choose_targets([5, 300, 7, 9, 260], 128, k=2, per_layer=1).tolist() == [5, 300]
+
+
+def test_separability_sees_separable_outputs():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(30, bool), np.zeros(30, bool)]
+    embeddings = rng.normal(size=(60, 8))
+    assert separability(embeddings + 3.0 * labels[:, None], labels, seed=0) > 0.95
+    assert separability(embeddings, labels, seed=0) < 0.8
+
+
+@pytest.fixture(scope="module")
+def planted(planted_model, concept_yaml):
+    (probeset,) = load_probesets([concept_yaml])
+    acts = harvest(planted_model, probeset.texts, progress=False)
+    return probeset, acts, concept_selectivity(acts.pooled(), probeset.labels)
+
+
+def test_planted_neuron_ablation_beats_every_null(planted_model, planted):
+    probeset, acts, result = planted
+    section = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
+    assert section["neurons"] == [[0, PLANTED_NEURON]] and section["metric"] == "kl_positive"
+    assert section["p_value"] <= 1 / 21 and section["null"]["n"] == 20 and section["z"] > 10
+    assert section["specificity"] is None or section["specificity"] > 100
+    assert section["metrics"]["loglik_change_positive"]["effect"] != 0
+    assert section["collateral"]["metric"] == "perplexity" and section["collateral"]["n_texts"] == 20
+    again = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
+    assert dumps(again) == dumps(section)  # deterministic under a seed
+    other = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=1)
+    assert dumps(other["null"]) != dumps(section["null"])
+
+
+def test_ordinary_neuron_ablation_is_not_significant(planted_model, planted):
+    probeset, _, _ = planted
+    texts = probeset.texts
+    target = np.array([128 + 60])  # an ordinary layer-1 neuron
+    runs = [make_intervention(s, "zero") for s in [target, *null_neuron_sets(target, 128, n_sets=20, seed=3)]]
+    m = measure(planted_model, texts[:40], runs)
+    assert null_comparison(m.kl.mean(axis=1))["p_value"] > 0.1
+
+
+def test_modes_differ_as_expected(planted_model, planted):
+    probeset, acts, _ = planted
+    texts = probeset.texts[:40]  # positives: they hold the concept words
+    flat = np.array([PLANTED_NEURON])
+    means = np.full(2 * 128, 0.7)
+    runs = [make_intervention(flat, "zero"), make_intervention(flat, "dampen", scales=[0.0]),
+            make_intervention(flat, "dampen", scales=[0.5]), make_intervention(flat, "mean", means=means)]
+    m = measure(planted_model, texts, runs)
+    kl = m.kl.mean(axis=1)
+    assert kl[0] == pytest.approx(kl[1], abs=1e-9)  # full dampening is zero ablation
+    assert 0 < kl[2] < kl[0]  # half dampening does less
+    assert kl[3] > 0 and kl[3] != pytest.approx(kl[0])
+    with pytest.raises(ValueError, match="'mode' parameter must be one of"):
+        make_intervention(flat, "scramble")
+
+
+def test_mean_mode_writes_the_mean_into_the_site(planted_model):
+    means = np.zeros(256)
+    means[PLANTED_NEURON] = 0.7
+    intervention = make_intervention(np.array([PLANTED_NEURON]), "mean", means=means)
+    calls = []  # a forward hook sees the module's input after every pre-hook rewrote it
+    handle = planted_model.sites.modules[0].register_forward_hook(lambda mod, args, out: calls.append(args[0].clone()))
+    try:
+        measure(planted_model, ["the poison cat"], [intervention])
+    finally:
+        handle.remove()
+    clean, ablated = calls
+    assert clean[..., PLANTED_NEURON].max() > 1.0  # "poison" drives the planted neuron
+    assert torch.allclose(ablated[..., PLANTED_NEURON], torch.tensor(0.7))
+    others = [i for i in range(128) if i != PLANTED_NEURON]
+    assert torch.equal(clean[..., others], ablated[..., others])
+
+
+def test_encoder_ablation_reports_shift_and_separability(tmp_path):
+    import random
+
+    import yaml
+
+    from audit.model.loading import load_model
+
+    tokenizer = tiny.build_tokenizer(bert_style=True)
+    model = load_model(str(tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")), device="cpu")
+    rng = random.Random(0)
+    positive = [" ".join(rng.choice(tiny.CONCEPT) for _ in range(5)) + f" {i}" for i in range(60)]
+    document = {"name": "enc", "description": "d", "kind": "concept", "concept": "c", "positive": positive,
+                "negative": tiny.sentences(60, seed=21)}
+    (tmp_path / "enc.yaml").write_text(yaml.safe_dump(document))
+    (probeset,) = load_probesets([tmp_path / "enc.yaml"])
+    acts = harvest(model, probeset.texts, progress=False)
+    config = RunConfig(progress=False, ablate_k=3, reference_texts=20, ablation_mode="dampen")
+    section = to_json_ablation(model, probeset, acts, config, load_reference(), seed=0)
+    assert section["metric"] == "embedding_shift_positive" and len(section["neurons"]) == 3
+    assert all(0.0 <= scale < 1.0 for scale in section["scales"])  # dampened: chosen for AUROC > 0.5
+    assert 0.0 <= section["metrics"]["separability_drop"]["clean_auroc"] <= 1.0
+    assert section["collateral"]["metric"].startswith("embedding shift")
+    held_apart = 60 - config.ablation_texts  # texts used to choose the neurons, not to judge them
+    assert section["evaluated"]["chosen_on"] == {"n_positive": held_apart, "n_negative": held_apart}
+
+
+def test_ablation_is_skipped_without_selective_neurons(planted_model, tmp_path):
+    import yaml
+
+    document = {"name": "noise", "description": "d", "kind": "concept", "concept": "none",
+                "positive": tiny.sentences(30, seed=31), "negative": tiny.sentences(30, seed=32)}
+    (tmp_path / "noise.yaml").write_text(yaml.safe_dump(document))
+    (probeset,) = load_probesets([tmp_path / "noise.yaml"])
+    acts = harvest(planted_model, probeset.texts, progress=False)
+    section = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
+    assert "skipped" in section and "p_value" not in section
+
+
+def test_too_many_ablated_neurons_per_layer_is_an_input_error():
+    from audit.errors import AuditInputError
+    from audit.stages.ablation import _interventions
+
+    config = RunConfig(progress=False)
+    with pytest.raises(AuditInputError, match="--ablate-k/--ablate-per-layer: 100 neurons of layer 0"):
+        _interventions(np.arange(100), "zero", 128, config, means=np.zeros(256), scales=np.zeros(100), seed=0)
+    assert len(_interventions(np.arange(64), "zero", 128, config, means=np.zeros(256), scales=np.zeros(64),
+                              seed=0)) == 21
+
+
+def test_stacked_interventions_match_one_at_a_time(planted_model, planted):
+    """Accelerators run several interventions per forward by stacking copies of a batch; same numbers."""
+    probeset, _, _ = planted
+    target = np.array([PLANTED_NEURON, 128 + 5])
+    runs = [make_intervention(s, "zero") for s in [target, *null_neuron_sets(target, 128, n_sets=4, seed=0)]]
+    one = measure(planted_model, probeset.texts[:12], runs, batch_size=4, max_stack=4)
+    stacked = measure(planted_model, probeset.texts[:12], runs, batch_size=4, max_stack=12)
+    np.testing.assert_allclose(stacked.kl, one.kl, atol=1e-6)
+    np.testing.assert_allclose(stacked.loglik_ablated, one.loglik_ablated, atol=1e-5)

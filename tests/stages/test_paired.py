@@ -1,0 +1,129 @@
+"""Integration: disparity on a tiny GPT-2 with planted group and language neurons."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import yaml
+
+from audit.config import RunConfig
+from audit.model.loading import load_model
+from audit.probes.probeset import load_probesets
+from tests import tiny
+from tests.conftest import audited
+
+GROUP_NEURON, SHE_NEURON, LANG_X, LANG_Y = 5, 9, 3, 4
+PAIRS = {"pronoun": [("she", "he"), ("her", "his")],
+         "noun": [("woman", "man"), ("mother", "father"), ("sister", "brother"), ("girl", "boy")]}
+FAST = RunConfig(top_k=5, bootstrap_resamples=200, progress=False)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, tokenizer):
+    plants = [tiny.Plant(GROUP_NEURON, (tuple(tiny.FEMALE),)), tiny.Plant(SHE_NEURON, (("she",),)),
+              tiny.Plant(LANG_X, (tuple(tiny.CONCEPT),)), tiny.Plant(LANG_Y, (tuple(tiny.SECOND),))]
+    folder = tiny.save(tiny.build_planted_gpt2(tokenizer, plants), tokenizer, tmp_path_factory.mktemp("groups"))
+    return load_model(str(folder), device="cpu")
+
+
+def write(tmp_path, document) -> list:
+    path = tmp_path / f"{document['name']}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return load_probesets([path])
+
+
+def gender_items(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    items = []
+    for k in range(n):
+        marker = "pronoun" if k % 2 else "noun"
+        female, male = rng.choice(PAIRS[marker])
+        words = tiny.sentences(1, seed=seed * 1000 + k)[0].split()
+        at = rng.randrange(len(words) + 1)
+        items.append({"female": " ".join(words[:at] + [female] + words[at:]),
+                      "male": " ".join(words[:at] + [male] + words[at:]), "marker": marker})
+    return items
+
+
+def test_planted_group_neuron_ranks_first_and_single_word_neuron_is_inconsistent(model, tmp_path):
+    sets = write(tmp_path, {"name": "gender", "description": "d", "kind": "paired", "groups": ["female", "male"],
+                            "items": gender_items(60, seed=1)})
+    section = audited(model, sets, FAST)["probesets"][0]
+    top = section["disparity"]["by_contrast"]["female vs male"][0]
+    assert (top["layer"], top["neuron"], top["group"], top["versus"]) == (0, GROUP_NEURON, "female", "male")
+    assert top["auroc"] == 1.0 and top["q_value"] < 1e-6 and top["consistency"] == 1.0
+    assert section["disparity"]["neurons"][0]["name"] == f"L0.N{GROUP_NEURON}"
+    assert section["disparity"]["by_group"]["female"][0]["neuron"] == GROUP_NEURON
+    ranked = [(n["layer"], n["neuron"]) for n in section["disparity"]["by_contrast"]["female vs male"]]
+    assert (0, SHE_NEURON) not in ranked[:1]
+    counts = section["disparity"]["counts"]
+    assert counts["q_and_effect"]["per_group"]["female"] >= 1
+    assert counts["q_only"]["any_group"] >= counts["q_and_effect"]["any_group"]
+    output = section["disparity"]["output"]
+    assert output["metric"] == "mean log-likelihood per token"
+    assert set(output["table"]["per_group"]) == {"female", "male"}
+    ablation = section["ablation"]
+    assert [0, GROUP_NEURON] in ablation["neurons"] and ablation["null"]["n"] == 20
+    assert ablation["ci95"][0] <= ablation["effect"] <= ablation["ci95"][1]
+    assert ablation["disparity_ablated"] == pytest.approx(ablation["disparity_clean"] + ablation["effect"])
+
+
+def test_single_word_neuron_has_low_robust_effect(model, tmp_path):
+    from audit.analysis.disparity import marker_consistency
+    from audit.model.harvest import harvest
+
+    items = gender_items(60, seed=2)
+    female = harvest(model, [i["female"] for i in items], progress=False).pooled()
+    male = harvest(model, [i["male"] for i in items], progress=False).pooled()
+    result = marker_consistency(female - male, [i["marker"] for i in items])
+    assert result.robust_effect[GROUP_NEURON] > 1.0
+    assert result.robust_effect[SHE_NEURON] < 0.5 and result.consistency[SHE_NEURON] < 1.0
+
+
+def test_identical_texts_give_no_disparity(model, tmp_path):
+    texts = tiny.sentences(30, seed=3)
+    sets = write(tmp_path, {"name": "same", "description": "d", "kind": "paired", "groups": ["a", "b"],
+                            "items": [{"a": t, "b": t, "target": "cat"} for t in texts]})
+    section = audited(model, sets, FAST)["probesets"][0]
+    counts = section["disparity"]["counts"]
+    assert counts["q_only"]["any_group"] == 0 and section["disparity"]["neurons"] == []
+    (pair,) = section["disparity"]["output"]["table"]["pairs"]
+    assert pair["difference"] == 0.0 and pair["ci95"] == [0.0, 0.0]
+    (target,) = section["disparity"]["output"]["target"]["table"]["pairs"]
+    assert target["difference"] == 0.0
+    assert "skipped" in section["ablation"]  # nothing group-selective: nothing to ablate
+
+
+def test_lape_finds_planted_language_neurons(model, tmp_path):
+    rng = random.Random(4)
+
+    def text(vocabulary):  # a "language" whose every token comes from its own vocabulary
+        return " ".join(rng.choice(vocabulary) for _ in range(rng.randint(4, 9)))
+
+    items = [{"xx": text(tiny.CONCEPT), "yy": text(tiny.SECOND)} for _ in range(40)]
+    sets = write(tmp_path, {"name": "langs", "description": "d", "kind": "paired", "groups": ["xx", "yy"],
+                            "tags": ["languages"], "items": items})
+    lape = audited(model, sets, FAST)["probesets"][0]["lape"]
+    x_neurons = [(n["layer"], n["neuron"]) for n in lape["per_language"]["xx"]["neurons"]]
+    y_neurons = [(n["layer"], n["neuron"]) for n in lape["per_language"]["yy"]["neurons"]]
+    assert (0, LANG_X) in x_neurons and (0, LANG_Y) in y_neurons
+    assert (0, LANG_X) not in y_neurons
+    planted = lape["per_language"]["xx"]["neurons"][x_neurons.index((0, LANG_X))]
+    assert planted["probabilities"]["yy"] == 0.0 and planted["auroc"] == 1.0
+    assert lape["n_language_specific"] <= 6
+    assert lape["per_language"]["xx"]["per_layer"][0] >= 1
+
+
+def test_encoder_output_disparity_is_embedding_consistency(tmp_path):
+    tokenizer = tiny.build_tokenizer(bert_style=True)
+    folder = tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")
+    model = load_model(str(folder), device="cpu")
+    sets = write(tmp_path, {"name": "enc", "description": "d", "kind": "paired", "groups": ["female", "male"],
+                            "items": gender_items(20, seed=5)})
+    output = audited(model, sets, FAST)["probesets"][0]["disparity"]["output"]
+    (pair,) = output["table"]["pairs"]
+    assert output["metric"].startswith("cosine") and 0 < pair["cosine"] < 1
+    assert pair["ci95"][0] <= pair["cosine"] <= pair["ci95"][1]
+    assert np.isfinite(pair["cosine"])

@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	# torch first, from the pin: unpinned, transformer-lens would pull a multi-GB CUDA build
 	$(VENV)/bin/pip install --quiet -c constraints.txt torch
-	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test]"
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test,distributed]"
 	touch $(STAMP)
 
 clean:

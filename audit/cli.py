@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import AuditInputError
 
@@ -74,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    scale = run.add_argument_group("scale-out (see docs/scaling.md)")
+    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="where harvests run: this process (default) or a Ray cluster")
+    scale.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="Ray workers (default: one per CPU, or per GPU, the cluster offers)")
+    scale.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster to join ('auto': the one 'ray start' made here; default: start a local one)")
+    scale.add_argument("--shard-size", type=_positive_int, metavar="TEXTS",
+                       help="texts per shard (default 256 with --executor ray; local runs are unsharded unless given)")
+    scale.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sharded run from the shard states kept in --out")
 
     render = commands.add_parser("render", help="re-render report.html/report.pdf from a results.json, no model")
     render.add_argument("results", metavar="RESULTS.json")
@@ -138,12 +149,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .probes.reference import load_reference
 
         load_reference(args.reference)  # fail on a bad corpus before the model loads
+    _check_scale_options(args)
     model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
                        trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir)
-    result = to_json(run_audit(model, probesets, config))  # exactly what results.json holds
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else REPORTS_DIR / f"{model.slug}-{stamp}"
+    executor = _executor(args, model)
+    try:
+        state = _state(args, model, probesets, config, executor, out)
+        result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
+    finally:
+        executor.close()
     code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+    if state is not None:
+        state.remove()  # the outputs are written: the shard states are no longer needed
     for section in result["probesets"]:
         top = ", ".join(f"{n['name']} (AUROC {n['auroc']:.3f})" for n in section.get("neurons", [])[:3])
         if top:
@@ -158,6 +177,52 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, z {z}, "
                   f"p {ablation['p_value']:.3f}")
     return code
+
+
+def _check_scale_options(args: argparse.Namespace) -> None:
+    """Scale-out options that contradict each other are input errors, found before the model loads."""
+    if args.executor == "local" and (args.workers or args.ray_address):
+        option = "--workers" if args.workers else "--ray-address"
+        raise AuditInputError(f"{option}: only applies with --executor ray")
+    if args.resume and not args.out:
+        raise AuditInputError("--resume: needs --out, the folder of the interrupted run")
+    if args.resume and args.executor == "local" and args.shard_size is None:
+        raise AuditInputError("--resume: local runs keep shard states only with --shard-size; give the same "
+                              "--shard-size as the interrupted run")
+
+
+def _executor(args: argparse.Namespace, model: Any) -> Any:
+    """The executor the options ask for (Ray is imported only for --executor ray)."""
+    from .execution.executor import Executor
+
+    if args.executor == "local":
+        return Executor(shard_size=args.shard_size, progress=not args.no_progress)
+    from .execution.ray_executor import ModelSpec, RayExecutor
+
+    spec = args.model
+    if spec not in ("default",) and Path(spec).expanduser().exists():
+        spec = str(Path(spec).expanduser().resolve())  # workers resolve the same folder, not their own cwd
+    return RayExecutor(ModelSpec(model=spec, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
+                                 cache_dir=args.hf_cache_dir),
+                       expected_sha256=model.weights_sha256, workers=args.workers, address=args.ray_address,
+                       shard_size=args.shard_size or 256, progress=not args.no_progress)
+
+
+def _state(args: argparse.Namespace, model: Any, probesets: Sequence[Any], config: Any, executor: Any,
+           out: Path) -> Any:
+    """The run's shard-state store under ``out`` (sharded runs only), checked against --resume."""
+    if executor.shard_size is None:
+        return None
+    from .execution.state import StateStore
+
+    manifest = {"weights_sha256": model.weights_sha256, "settings": config.to_dict(),
+                "probesets": [[p.name, p.sha256] for p in probesets],
+                "execution": {"shard_size": executor.shard_size}}
+    store = StateStore(out, manifest, resume=args.resume)
+    if store.discarded:
+        print(f"neuron-audit: {out}: discarded {store.discarded} shard states of an interrupted run "
+              "(--resume continues from them)", file=sys.stderr)
+    return store
 
 
 def cmd_render(args: argparse.Namespace) -> int:

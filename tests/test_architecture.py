@@ -1,7 +1,7 @@
 """The package's layers, checked from its source: no import cycles, no upward imports.
 
 Rooms in data-flow order (see each subpackage's docstring): errors/provenance → config → probes, analysis →
-model → results → stages → cli. A room may import only the rooms listed for it below.
+model → execution → results → stages → cli. A room may import only the rooms listed for it below.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "audit"
-EVERYTHING = {"errors", "provenance", "config", "probes", "analysis", "model", "results", "stages", "cli"}
+EVERYTHING = {"errors", "provenance", "config", "probes", "analysis", "model", "execution", "results", "stages",
+              "cli"}
 ALLOWED = {
     "errors": set(),
     "provenance": set(),
@@ -21,8 +22,9 @@ ALLOWED = {
     "probes": {"errors", "provenance"},
     "analysis": {"errors"},
     "model": {"errors", "provenance", "config", "analysis"},
+    "execution": {"errors", "provenance", "config", "analysis", "model"},
     "results": {"errors", "provenance"},
-    "stages": {"errors", "provenance", "config", "probes", "analysis", "model", "results"},
+    "stages": {"errors", "provenance", "config", "probes", "analysis", "model", "execution", "results"},
     "cli": EVERYTHING - {"cli"},
     "__init__": EVERYTHING,
     "__main__": {"cli"},

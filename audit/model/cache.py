@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -39,18 +39,29 @@ def tokenizer_sha256(model: Model) -> str:
     return hashlib.sha256(f"{type(tokenizer).__name__}\n{text}".encode("utf-8")).hexdigest()
 
 
+Runner = Callable[[Sequence[str], dict[str, Any], str], Activations]
+
+
 def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path | None, batch_size: int = 32,
                    max_length: int = 128, token_moments: bool = False, outputs: bool = False,
-                   progress: bool = True, description: str = "harvest") -> Activations:
-    """:func:`harvest`, read from ``cache_dir`` when the same harvest was stored there before."""
+                   progress: bool = True, description: str = "harvest", runner: Runner | None = None
+                   ) -> Activations:
+    """:func:`harvest`, read from ``cache_dir`` when the same harvest was stored there before.
+
+    ``runner(texts, settings, description)`` does the harvest instead of a plain in-process one (an
+    executor that shards it, locally or on a cluster); what it returns is cached the same way.
+    """
     settings = {"batch_size": batch_size, "max_length": max_length, "token_moments": token_moments,
                 "outputs": outputs}
+    if runner is None:
+        def runner(texts: Sequence[str], settings: dict[str, Any], description: str) -> Activations:
+            return harvest(model, texts, progress=progress, description=description, **settings)
     if cache_dir is None or not model.weights_sha256:
-        return harvest(model, texts, progress=progress, description=description, **settings)
+        return runner(texts, settings, description)
     path = Path(cache_dir) / f"harvest-{harvest_key(model, texts, settings)}.npz"
     if path.is_file():
         return load(path)
-    acts = harvest(model, texts, progress=progress, description=description, **settings)
+    acts = runner(texts, settings, description)
     save(acts, path)
     return acts
 

@@ -56,6 +56,37 @@ class Activations:
         return {"mean": m1, "std": np.sqrt(var), "density": self.positive / n, "kurtosis": kurtosis}
 
 
+def assemble(n_texts: int, parts: Sequence[tuple[np.ndarray, Activations]]) -> Activations:
+    """One harvest from shard harvests: ``parts`` pairs each shard's rows (into the full text list) with its
+    harvest, in shard order. Per-text values are placed by row (exact); token moments and counts are summed
+    in shard order, so a given shard plan always gives the same bits."""
+    if not parts:
+        raise ValueError("no shard harvests to assemble")
+    first = parts[0][1]
+    layers, neurons = first.max.shape[1:]
+    out = Activations(max=_empty((n_texts, layers, neurons)), mean=_empty((n_texts, layers, neurons)),
+                      n_tokens=np.zeros(n_texts, np.int64), truncated=np.zeros(n_texts, bool), token_count=0,
+                      max_length=first.max_length,
+                      moments=np.zeros_like(first.moments) if first.moments is not None else None,
+                      positive=np.zeros_like(first.positive) if first.positive is not None else None,
+                      outputs={key: np.zeros((n_texts, *values.shape[1:]), values.dtype)
+                               for key, values in first.outputs.items()} if first.outputs is not None else None)
+    covered = np.zeros(n_texts, bool)
+    for rows, part in parts:
+        out.max[rows], out.mean[rows] = part.max, part.mean
+        out.n_tokens[rows], out.truncated[rows] = part.n_tokens, part.truncated
+        out.token_count += part.token_count
+        covered[rows] = True
+        if out.moments is not None:
+            out.moments += part.moments
+            out.positive += part.positive
+        for key, values in (part.outputs or {}).items():
+            out.outputs[key][rows] = values
+    if not covered.all():
+        raise ValueError(f"shard harvests cover {int(covered.sum())} of {n_texts} texts")
+    return out
+
+
 @dataclass
 class _Batch:
     """What the layer hook needs to know about the batch in flight."""
@@ -86,21 +117,28 @@ def model_inputs(model: Model, encoded: dict[str, Any]) -> dict[str, torch.Tenso
             if k not in ("special_tokens_mask", "offset_mapping")}
 
 
+def batch_plan(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
+    """The rows of each forward batch: similar lengths share a batch (less padding). Characters stand in for
+    tokens, saving a tokenizer pass. Sharded runs cut this plan between batches, so every text meets the same
+    batch, padding included, however the work is split."""
+    order = np.argsort(np.fromiter(map(len, texts), np.int64, len(texts)), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+
+
 def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
             token_moments: bool = False, outputs: bool = False, progress: bool = True,
-            description: str = "harvest") -> Activations:
+            description: str = "harvest", batches: Sequence[np.ndarray] | None = None) -> Activations:
     """Run ``texts`` through ``model`` once and aggregate every neuron of every layer.
 
     ``token_moments`` also keeps per-neuron token moments (density, kurtosis); ``outputs`` also keeps
     per-text summaries of the model's own outputs (log-likelihood or sentence embedding) from the same pass.
+    ``batches`` (rows of ``texts`` per forward pass) replaces :func:`batch_plan`, for shards of a larger plan.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise expected("The 'batch_size' parameter", "an int >= 1", batch_size)
     if not isinstance(max_length, int) or max_length < 2:
         raise expected("The 'max_length' parameter", "an int >= 2", max_length)
     n_texts, n_layers, n_neurons = len(texts), model.n_layers, model.neurons_per_layer
-    # similar lengths share a batch (less padding); characters stand in for tokens, saving a tokenizer pass
-    order = np.argsort(np.fromiter(map(len, texts), np.int64, n_texts), kind="stable")
     shape = (n_texts, n_layers, n_neurons)
     out = Activations(max=_empty(shape), mean=_empty(shape),
                       n_tokens=np.zeros(n_texts, np.int64), truncated=np.zeros(n_texts, bool), token_count=0,
@@ -122,7 +160,8 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
                                                   (squared * squared).sum(0)]).cpu().numpy()
             out.positive[layer] += (tokens > 0).sum(0).cpu().numpy()
 
-    batches = [order[i:i + batch_size] for i in range(0, n_texts, batch_size)]
+    if batches is None:
+        batches = batch_plan(texts, batch_size)
     with torch.inference_mode(), model.sites.hooked(read):
         hidden = not progress or not sys.stderr.isatty()
         for rows in tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False):

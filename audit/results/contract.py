@@ -49,6 +49,7 @@ class RunInfo(Record):
     settings: dict[str, Any]
     timings_s: dict[str, float]
     truncated_texts: int
+    execution: dict[str, Any] = optional()  # where the harvests ran: executor, workers, shard size, nodes
     extra: dict[str, Any] = extra_field()
 
 

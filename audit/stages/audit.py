@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -13,7 +13,9 @@ import torch
 from ..analysis.disparity import REST
 from ..analysis.selectivity import concept_selectivity
 from ..config import RunConfig
-from ..model.cache import cached_harvest
+from ..execution.executor import Executor
+from ..execution.state import StateStore
+from ..model.cache import Runner, cached_harvest, harvest_key
 from ..model.harvest import Activations
 from ..model.loading import Model
 from ..probes.probeset import ProbeSet
@@ -35,8 +37,13 @@ from .evidence import Responses, attach_evidence
 from .paired import paired_caveats, paired_section, uses_lape
 
 
-def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = RunConfig()) -> AuditResult:
-    """Audit ``model`` on ``probesets``; returns the typed result that results.json serialises."""
+def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = RunConfig(), *,
+              executor: Executor | None = None, state: StateStore | None = None) -> AuditResult:
+    """Audit ``model`` on ``probesets``; returns the typed result that results.json serialises.
+
+    ``executor`` runs the harvests (sharded, possibly on a Ray cluster; default: plainly in this process);
+    ``state`` keeps finished shards so an interrupted run resumes. Neither changes a number of the result.
+    """
     limit = model.max_positions
     clamped = limit is not None and config.max_length > limit
     if clamped:  # longer inputs would index past the position embeddings
@@ -50,17 +57,21 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     aurocs: dict[str, np.ndarray] = {}
     reported: list[tuple[NeuronEntry, str, Responses]] = []
     truncated = 0
+
+    def collect(texts: Sequence[str], *, token_moments: bool = False, outputs: bool = False,
+                description: str) -> Activations:
+        return cached_harvest(model, texts, cache_dir=config.cache_dir, batch_size=config.batch_size,
+                              max_length=config.max_length, token_moments=token_moments, outputs=outputs,
+                              progress=config.progress, description=description,
+                              runner=_runner(model, executor, state))
+
     for index, probeset in enumerate(probesets):
         tick = time.perf_counter()
         if probeset.kind == "concept":
-            runs = [cached_harvest(model, probeset.texts, cache_dir=config.cache_dir, batch_size=config.batch_size,
-                                   max_length=config.max_length, progress=config.progress,
-                                   description=probeset.name)]
+            runs = [collect(probeset.texts, description=probeset.name)]
         else:  # one harvest per group, with outputs (and token probabilities for language sets)
-            runs = [cached_harvest(model, [item[group] for item in probeset.items], cache_dir=config.cache_dir,
-                                   batch_size=config.batch_size, max_length=config.max_length,
-                                   token_moments=uses_lape(probeset), outputs=True, progress=config.progress,
-                                   description=f"{probeset.name}:{group}")
+            runs = [collect([item[group] for item in probeset.items], token_moments=uses_lape(probeset),
+                            outputs=True, description=f"{probeset.name}:{group}")
                     for group in probeset.groups]
         timings[f"harvest:{probeset.name}"] = time.perf_counter() - tick
         tick = time.perf_counter()
@@ -82,19 +93,32 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         sections.append(section)
     if config.evidence:
         tick = time.perf_counter()
-        reference_acts = cached_harvest(model, reference, cache_dir=config.cache_dir, batch_size=config.batch_size,
-                                        max_length=config.max_length, token_moments=True, progress=config.progress,
-                                        description="reference")
+        reference_acts = collect(reference, token_moments=True, description="reference")
         attach_evidence(model, reported, aurocs, reference, reference_acts)
         timings["evidence"] = time.perf_counter() - tick
     run = RunInfo(seed=config.seed, started_at=started_at, duration_s=time.perf_counter() - started,
                   device=str(model.device), versions=package_versions(), settings=config.to_dict(),
-                  timings_s=timings, truncated_texts=truncated)
+                  timings_s=timings, truncated_texts=truncated,
+                  execution=(executor or Executor()).describe())
     notes = caveats(sections, config)
     if clamped:
         notes.insert(0, f"Texts were truncated at {limit} tokens, the model's position limit, below the "
                         f"requested max_length.")
     return AuditResult(model=ModelInfo.from_dict(model.summary()), run=run, probesets=sections, caveats=notes)
+
+
+def _runner(model: Model, executor: Executor | None, state: StateStore | None) -> Runner | None:
+    """The harvest runner for :func:`cached_harvest`: the executor's, with the run's shard states."""
+    if executor is None:
+        return None
+
+    def run(texts: Sequence[str], settings: dict[str, Any], description: str) -> Activations:
+        job = None
+        if state is not None and executor.shard_size is not None:
+            job = state.job("harvest-" + harvest_key(model, texts, {**settings, "shard_size": executor.shard_size}))
+        return executor.harvest(model, texts, settings=settings, description=description, job=job)
+
+    return run
 
 
 def reported_responses(probeset: ProbeSet, section: ConceptSection | PairedSection, runs: Sequence[Activations],

@@ -1,7 +1,7 @@
 """Command line: ``neuron-audit run | render | schema | validate | import``. Thin: parse, call the pipeline, write outputs.
 
 Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error,
-3 a policy check failed under --fail-on-policy.
+3 a policy check failed under --fail-on-policy, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import os
 import re
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 from .errors import AuditInputError
 
-EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_POLICY = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 REPORTS_DIR = Path("reports")
 
 
@@ -266,7 +267,6 @@ COMMANDS = {"run": cmd_run, "render": cmd_render, "schema": cmd_schema, "validat
 def _quiet_libraries() -> None:
     """Keep the terminal to our own progress bars and messages: no loader bars or library warnings."""
     import logging
-    import warnings
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
@@ -281,13 +281,31 @@ def _quiet_libraries() -> None:
         return
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Our own warnings as one line each; anything else the standard way."""
+    from .errors import AuditWarning
+
+    if issubclass(category, AuditWarning):
+        print(f"neuron-audit: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    else:
+        _standard_showwarning(message, category, filename, lineno, file, line)
+
+
+_standard_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``neuron-audit`` and ``python -m audit``."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _quiet_libraries()
+    """Entry point of ``neuron-audit`` and ``python -m audit``.
+
+    Everything, library imports included, runs inside the handlers below, so Ctrl-C at any moment after
+    start-up is one line and exit code 130, and bad input one line and exit code 2.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        warnings.showwarning = _show_warning
+        _quiet_libraries()
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except AuditInputError as exc:
@@ -295,10 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("neuron-audit: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, exit 1, traceback on --debug
         if debug:
             raise
         print(f"neuron-audit: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        warnings.showwarning = _standard_showwarning

@@ -67,12 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_int_in("batch_size"), default=32, help="texts per forward pass (default 32)")
     run.add_argument("--max-length", type=_int_in("max_length"), default=128, help="tokens per text before truncation")
     run.add_argument("--pooling", choices=("max", "mean"), default="max", help="per-text pooling (default max)")
-    run.add_argument("--ablate-k", type=_int_in("ablate_k"), default=10, help="neurons ablated per probe set (default 10)")
+    run.add_argument("--ablate-k", type=_int_in("ablate_k"), default=10,
+                     help="neurons ablated per probe set (default 10)")
     run.add_argument("--ablate-per-layer", type=_int_in("ablate_per_layer"), metavar="K",
                      help="ablate the top K of each layer instead")
     run.add_argument("--ablation-mode", choices=("zero", "mean", "dampen"), default="mean",
                      help="how flagged neurons are ablated (default mean: their mean on negative texts)")
-    run.add_argument("--null-sets", type=_int_in("null_sets"), default=20, help="random neuron sets for the null (default 20)")
+    run.add_argument("--null-sets", type=_int_in("null_sets"), default=20,
+                     help="random neuron sets for the null (default 20)")
     run.add_argument("--ablation-texts", type=_int_in("ablation_texts"), default=25,
                      help="texts per side (or items) evaluated under ablation (default 25)")
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "

@@ -107,7 +107,8 @@ def world(tmp_path_factory, planted_folder, small_report) -> dict[str, str]:
     model_copy("m-random", os.urandom(4096))
     model_copy("m-huge-header", struct.pack("<Q", 1 << 62) + b"{}")
     model_copy("m-missing", {k: v for k, v in tensors.items() if k != "transformer.h.1.mlp.c_fc.weight"})
-    model_copy("m-unexpected", {**tensors, "transformer.h.9.mlp.c_fc.weight": tensors["transformer.h.1.mlp.c_fc.weight"].clone()})
+    extra = tensors["transformer.h.1.mlp.c_fc.weight"].clone()
+    model_copy("m-unexpected", {**tensors, "transformer.h.9.mlp.c_fc.weight": extra})
     model_copy("m-shape", {**tensors, "transformer.h.0.mlp.c_fc.bias": tensors["transformer.h.0.mlp.c_fc.bias"][:100]})
     other = {k: v[..., :32].contiguous() if v.ndim and v.shape[-1] == 64 else v for k, v in tensors.items()}
     model_copy("m-other-model", other)
@@ -150,7 +151,8 @@ def world(tmp_path_factory, planted_folder, small_report) -> dict[str, str]:
     return paths
 
 
-def run(*extra: str, model: str = "{model}", probes: tuple[str, ...] = ("{good.yaml}",), out: str = "{out}") -> list[str]:
+def run(*extra: str, model: str = "{model}", probes: tuple[str, ...] = ("{good.yaml}",),
+        out: str = "{out}") -> list[str]:
     return ["run", "--model", model, "--probeset", *probes, "--out", out, "--no-pdf", "--no-progress", *extra]
 
 

@@ -207,7 +207,7 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
         module, info = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
                                             trust_remote_code=trust_remote_code, dtype=torch.float32,
                                             cache_dir=cache_dir, output_loading_info=True, ignore_mismatched_sizes=True)
-    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # damaged or unreadable checkpoint files
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # damaged checkpoint files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AuditInputError(f"--model: {location}: the weights cannot be loaded ({first[:200]})") from None
     allowed = check_weights(info, allow=allow_weights, where=f"--model: {location}")

@@ -1,23 +1,26 @@
 """Command line: ``neuron-audit run | render | schema | validate | import``. Thin: parse, call the pipeline, write outputs.
 
 Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error,
-3 a policy check failed under --fail-on-policy.
+3 a policy check failed under --fail-on-policy, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import AuditInputError
 
-EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_POLICY = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 REPORTS_DIR = Path("reports")
 
 
@@ -25,17 +28,26 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error on one line with exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise AuditInputError(message)
+        raise AuditInputError(re.sub(r"^argument (\S+?): (must )", r"\1 \2", message))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _int_in(setting: str):
+    """An argparse type for the integer setting ``setting`` of :class:`RunConfig`, with its range."""
+    from .config import EXECUTION_RANGES, INT_RANGES
+
+    low, high = {**INT_RANGES, **EXECUTION_RANGES}[setting]
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int in [{low}, {high}]; got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an int in [{low}, {high}]; got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,21 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="audit a model with probe sets and write results.json + report.html")
     run.add_argument("--model", default="default",
                      help="'default' (all-MiniLM-L6-v2, bundled), a local model folder, or a Hugging Face id")
-    run.add_argument("--probeset", nargs="+", metavar="FILE", help="probe-set YAML files (default: all bundled)")
+    run.add_argument("--probeset", nargs="+", action="extend", metavar="FILE",
+                     help="probe-set YAML files; repeat the option or list several (default: all bundled)")
     run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<model>-<UTC timestamp>/)")
-    run.add_argument("--top-k", type=_positive_int, default=20, help="neurons reported per probe set (default 20)")
-    run.add_argument("--seed", type=int, default=0, help="seed for bootstrap and controls (default 0)")
+    run.add_argument("--top-k", type=_int_in("top_k"), default=20, help="neurons reported per probe set (default 20)")
+    run.add_argument("--seed", type=_int_in("seed"), default=0, help="seed for bootstrap and controls (default 0)")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    run.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")
-    run.add_argument("--max-length", type=_positive_int, default=128, help="tokens per text before truncation")
+    run.add_argument("--batch-size", type=_int_in("batch_size"), default=32, help="texts per forward pass (default 32)")
+    run.add_argument("--max-length", type=_int_in("max_length"), default=128, help="tokens per text before truncation")
     run.add_argument("--pooling", choices=("max", "mean"), default="max", help="per-text pooling (default max)")
-    run.add_argument("--ablate-k", type=_positive_int, default=10, help="neurons ablated per probe set (default 10)")
-    run.add_argument("--ablate-per-layer", type=_positive_int, metavar="K",
+    run.add_argument("--ablate-k", type=_int_in("ablate_k"), default=10,
+                     help="neurons ablated per probe set (default 10)")
+    run.add_argument("--ablate-per-layer", type=_int_in("ablate_per_layer"), metavar="K",
                      help="ablate the top K of each layer instead")
     run.add_argument("--ablation-mode", choices=("zero", "mean", "dampen"), default="mean",
                      help="how flagged neurons are ablated (default mean: their mean on negative texts)")
-    run.add_argument("--null-sets", type=_positive_int, default=20, help="random neuron sets for the null (default 20)")
-    run.add_argument("--ablation-texts", type=_positive_int, default=25,
+    run.add_argument("--null-sets", type=_int_in("null_sets"), default=20,
+                     help="random neuron sets for the null (default 20)")
+    run.add_argument("--ablation-texts", type=_int_in("ablation_texts"), default=25,
                      help="texts per side (or items) evaluated under ablation (default 25)")
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
                      "(default: the bundled everyday sentences)")
@@ -73,15 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
                      "settings match (faster re-runs)")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
+    run.add_argument("--allow-weights", nargs="+", action="extend", default=[], metavar="PATTERN",
+                     help="accept missing, unexpected or mis-shaped checkpoint tensors whose names match these "
+                          "patterns (e.g. 'lm_head.*' for a tied head); recorded in the report's provenance")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     scale = run.add_argument_group("scale-out (see docs/scaling.md)")
     scale.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="where harvests run: this process (default) or a Ray cluster")
-    scale.add_argument("--workers", type=_positive_int, metavar="N",
+    scale.add_argument("--workers", type=_int_in("workers"), metavar="N",
                        help="Ray workers (default: one per CPU, or per GPU, the cluster offers)")
     scale.add_argument("--ray-address", metavar="ADDR",
                        help="Ray cluster to join ('auto': the one 'ray start' made here; default: start a local one)")
-    scale.add_argument("--shard-size", type=_positive_int, metavar="TEXTS",
+    scale.add_argument("--shard-size", type=_int_in("shard_size"), metavar="TEXTS",
                        help="texts per shard (default 256 with --executor ray; local runs are unsharded unless given)")
     scale.add_argument("--resume", action="store_true",
                        help="continue an interrupted sharded run from the shard states kept in --out")
@@ -129,9 +147,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .model.loading import load_model
     from .probes.probeset import bundled_probeset_paths, load_probesets
     from .results.io import to_json
+    from .results.outdir import OutputLock, check_creatable, check_out
     from .results.policy import check_applies, load_policy
     from .stages.audit import run_audit
 
+    _check_policy_flags(args)
     config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size,
                        max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
                        ablation=not args.no_ablation, ablate_k=args.ablate_k, ablate_per_layer=args.ablate_per_layer,
@@ -141,8 +161,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy) if args.policy else None
     if policy is not None:
         check_applies(policy, probesets, ablation=config.ablation)  # before the model loads, not after the run
-    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise AuditInputError(f"--out: {args.out} exists and is not a folder")
+    out = Path(args.out) if args.out else None
+    if out is not None:  # writable, and not another run's, before minutes of work
+        check_out(out, "--out")
+    else:
+        check_creatable(REPORTS_DIR, "--out")
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise AuditInputError(f"--cache: {args.cache} exists and is not a folder")
     if args.reference:
@@ -150,19 +173,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         load_reference(args.reference)  # fail on a bad corpus before the model loads
     _check_scale_options(args)
-    model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
-                       trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) if args.out else REPORTS_DIR / f"{model.slug}-{stamp}"
-    executor = _executor(args, model)
-    try:
-        state = _state(args, model, probesets, config, executor, out)
-        result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
-    finally:
-        executor.close()
-    code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
-    if state is not None:
-        state.remove()  # the outputs are written: the shard states are no longer needed
+    with OutputLock(out) if out is not None else contextlib.nullcontext():
+        model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
+                           trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir,
+                           allow_weights=args.allow_weights)
+        executor = _executor(args, model)
+        state = None
+        try:
+            if out is not None:  # shard states live in --out, so a killed run can --resume
+                state = _state(args, model, probesets, config, executor, out)
+            result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
+        finally:
+            executor.close()
+        if out is None:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            out = REPORTS_DIR / f"{model.slug}-{stamp}"
+            with OutputLock(out):
+                check_out(out)
+                code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+        else:
+            code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+        if state is not None:
+            state.remove()  # the outputs are written: the shard states are no longer needed
     for section in result["probesets"]:
         top = ", ".join(f"{n['name']} (AUROC {n['auroc']:.3f})" for n in section.get("neurons", [])[:3])
         if top:
@@ -227,24 +259,30 @@ def _state(args: argparse.Namespace, model: Any, probesets: Sequence[Any], confi
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .results.io import load_results, to_json
+    from .results.outdir import OutputLock, check_out
     from .results.policy import load_policy
 
+    _check_policy_flags(args)
+    out = Path(args.out)
+    check_out(out, "--out")
     result = to_json(load_results(args.results))  # validated against the published schema
     policy = load_policy(args.policy) if args.policy else None
-    return _publish(result, Path(args.out), policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+    with OutputLock(out):
+        return _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+
+
+def _check_policy_flags(args: argparse.Namespace) -> None:
+    if args.fail_on_policy and not args.policy:
+        raise AuditInputError("--fail-on-policy: needs --policy FILE (there are no checks to fail on)")
 
 
 def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on_policy: bool) -> int:
-    """Evaluate the policy, render, and write results.json, report.html (and report.pdf) atomically."""
+    """Evaluate the policy, render, and replace the output folder with results.json, report.html (and
+    report.pdf) as one unit; nothing in ``out`` changes unless every file was produced."""
     from .results.io import dumps, write_outputs
     from .results.policy import evaluate
     from .results.report import render_html, render_pdf
 
-    if out.exists() and not out.is_dir():
-        raise AuditInputError(f"--out: {out} exists and is not a folder")
-    stale = out / "report.pdf"
-    if not pdf and stale.exists():
-        stale.unlink()  # an old PDF beside new results would mislead
     if policy is not None:
         result["policy"] = evaluate(policy, result)
     tick = time.perf_counter()
@@ -266,16 +304,26 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .probes.crows_pairs import import_crows_pairs
     from .probes.export import to_yaml
     from .probes.winobias import import_winobias
-    from .results.io import write_outputs
+    from .results.outdir import write_file
 
+    output = Path(args.output)
+    if output.is_dir() or args.output.endswith(("/", os.sep)):
+        raise AuditInputError(f"--output: {args.output} is a folder; give a file name ending in .yaml")
+    if output.exists() and not output.is_file():
+        raise AuditInputError(f"--output: {output} exists and is not a regular file")
+    parent = output.parent
+    if not parent.is_dir():
+        raise AuditInputError(f"--output: {output}: the folder {parent} does not exist or is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AuditInputError(f"--output: {output}: cannot write in {parent} (permission denied)")
     if args.format == "crows-pairs":
         documents = import_crows_pairs(args.source, split=args.split_by_bias_type)
     else:
         documents = import_winobias(args.source)
-    output = Path(args.output)
-    if output.is_dir():
-        raise AuditInputError(f"--output: {output} is a folder; give a file name ending in .yaml")
-    write_outputs(output.parent, {output.name: to_yaml(documents, source=args.source)})
+    try:
+        write_file(output, to_yaml(documents, source=args.source))
+    except OSError as exc:
+        raise AuditInputError(f"--output: cannot write {output} ({exc.strerror or exc})") from None
     items = sum(len(d["items"]) for d in documents)
     print(f"wrote {output}: {len(documents)} probe set(s), {items} items")
     return EXIT_OK
@@ -288,7 +336,6 @@ COMMANDS = {"run": cmd_run, "render": cmd_render, "schema": cmd_schema, "validat
 def _quiet_libraries() -> None:
     """Keep the terminal to our own progress bars and messages: no loader bars or library warnings."""
     import logging
-    import warnings
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
@@ -303,13 +350,31 @@ def _quiet_libraries() -> None:
         return
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Our own warnings as one line each; anything else the standard way."""
+    from .errors import AuditWarning
+
+    if issubclass(category, AuditWarning):
+        print(f"neuron-audit: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    else:
+        _standard_showwarning(message, category, filename, lineno, file, line)
+
+
+_standard_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``neuron-audit`` and ``python -m audit``."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _quiet_libraries()
+    """Entry point of ``neuron-audit`` and ``python -m audit``.
+
+    Everything, library imports included, runs inside the handlers below, so Ctrl-C at any moment after
+    start-up is one line and exit code 130, and bad input one line and exit code 2.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        warnings.showwarning = _show_warning
+        _quiet_libraries()
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except AuditInputError as exc:
@@ -317,10 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("neuron-audit: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, exit 1, traceback on --debug
         if debug:
             raise
         print(f"neuron-audit: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        warnings.showwarning = _standard_showwarning

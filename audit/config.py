@@ -11,6 +11,13 @@ from typing import Any
 
 from .errors import expected
 
+INT_RANGES = {  # inclusive bounds of every integer setting; the CLI checks its options against the same table
+    "top_k": (1, 1000), "seed": (0, 2**32 - 1), "batch_size": (1, 65536), "max_length": (2, 1 << 20),
+    "bootstrap_resamples": (100, 100_000), "n_exemplars": (1, 100), "ablate_k": (1, 10_000),
+    "ablate_per_layer": (1, 10_000), "null_sets": (2, 10_000), "ablation_texts": (4, 1_000_000),
+    "reference_texts": (10, 1_000_000),
+}
+EXECUTION_RANGES = {"workers": (1, 100_000), "shard_size": (1, 10_000_000)}  # scale-out options (not settings)
 POOLINGS = ("max", "mean")  # how per-token activations become one response per text
 ABLATION_MODES = ("zero", "mean", "dampen")  # how flagged neurons are intervened on
 
@@ -39,18 +46,9 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("top_k", self.top_k, 1, 1000)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("batch_size", self.batch_size, 1, 65536)
-        _check_int("max_length", self.max_length, 2, 1 << 20)
-        _check_int("bootstrap_resamples", self.bootstrap_resamples, 100, 100_000)
-        _check_int("n_exemplars", self.n_exemplars, 1, 100)
-        _check_int("ablate_k", self.ablate_k, 1, 10_000)
-        if self.ablate_per_layer is not None:
-            _check_int("ablate_per_layer", self.ablate_per_layer, 1, 10_000)
-        _check_int("null_sets", self.null_sets, 2, 10_000)
-        _check_int("ablation_texts", self.ablation_texts, 4, 1_000_000)
-        _check_int("reference_texts", self.reference_texts, 10, 1_000_000)
+        for name in INT_RANGES:
+            if name != "ablate_per_layer" or self.ablate_per_layer is not None:
+                _check_int(name, getattr(self, name), *INT_RANGES[name])
         if self.ablation_mode not in ABLATION_MODES:
             raise expected("The 'ablation_mode' parameter", f"one of {ABLATION_MODES}", self.ablation_mode)
         if self.pooling not in POOLINGS:

@@ -59,3 +59,14 @@ def audited(model, probesets, config) -> dict:
     result = to_json(run_audit(model, probesets, config))
     validate_results(result, where="results.json")
     return result
+
+
+@pytest.fixture(scope="session")
+def small_report(tmp_path_factory, planted_folder, concept_yaml) -> Path:
+    """One quick complete run (no ablation, no PDF): a valid report folder for render and fault tests."""
+    from audit.cli import main
+
+    out = tmp_path_factory.mktemp("small-report") / "out"
+    assert main(["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), "--out", str(out),
+                 "--no-ablation", "--no-pdf", "--no-progress", "--top-k", "3"]) == 0
+    return out

@@ -60,8 +60,8 @@ def test_python_dash_m_and_validate(concept_yaml):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["run", "--top-k", "0"], "--top-k: expected an integer >= 1, got 0"),
-    (["run", "--batch-size", "x"], "--batch-size: expected an integer, got 'x'"),
+    (["run", "--top-k", "0"], "--top-k must be an int in [1, 1000]; got 0"),
+    (["run", "--batch-size", "x"], "--batch-size must be an int in [1, 65536]; got 'x'"),
     (["run", "--pooling", "median"], "--pooling: invalid choice"),
     (["run", "--probeset", "nowhere.yaml"], "nowhere.yaml: no such probe-set file"),
     (["run", "--model", "/nonexistent/model"], "--model"),

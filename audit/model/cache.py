@@ -7,11 +7,13 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import AuditWarning
 from ..provenance import sha256_json
 from .harvest import Activations, harvest
 from .loading import Model
@@ -60,7 +62,14 @@ def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path 
         return runner(texts, settings, description)
     path = Path(cache_dir) / f"harvest-{harvest_key(model, texts, settings)}.npz"
     if path.is_file():
-        return load(path)
+        try:
+            cached = load(path)
+            if cached.max.shape[0] != len(texts):
+                raise ValueError(f"holds {cached.max.shape[0]} texts, expected {len(texts)}")
+            return cached
+        except Exception as exc:  # a damaged entry is a miss: recompute and rewrite it, never fail the run
+            warnings.warn(f"--cache: {path} is damaged ({type(exc).__name__}: {str(exc)[:80]}); recomputing "
+                          "and rewriting it", AuditWarning, stacklevel=2)
     acts = runner(texts, settings, description)
     save(acts, path)
     return acts

@@ -5,10 +5,16 @@ Safety defaults: safetensors only unless ``allow_pickle``; never ``trust_remote_
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
+import os
+import pickle  # only for its exception type: checkpoints load through transformers
+import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -21,6 +27,8 @@ DEFAULT_MODEL = "default"
 DEFAULT_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")  # PEFT adapters: not a whole model
+MAX_SAFETENSORS_HEADER = 100 << 20  # the safetensors library's own limit on the JSON header
 
 
 @dataclass
@@ -39,6 +47,7 @@ class Model:
     weights_sha256: str
     weights_verified: bool | None = None  # True: matched a known hash; None: no known hash to check
     weights_files: dict[str, str] = field(default_factory=dict)
+    weights_allowed: list[str] = field(default_factory=list)  # deviations the user allowed (--allow-weights)
 
     @property
     def n_layers(self) -> int:
@@ -69,7 +78,8 @@ class Model:
                 "model_type": self.model_type, "kind": self.kind, "n_layers": self.n_layers,
                 "neurons_per_layer": self.neurons_per_layer, "weights_sha256": self.weights_sha256,
                 "weights_verified": self.weights_verified, "weights_files": self.weights_files,
-                "neuron_site": self.sites.path_template}
+                "neuron_site": self.sites.path_template,
+                **({"weights_allowed": self.weights_allowed} if self.weights_allowed else {})}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -84,10 +94,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_model(spec: Any = DEFAULT_MODEL, *, device: str = "auto", allow_pickle: bool = False,
-               trust_remote_code: bool = False, tokenizer: Any = None, cache_dir: str | None = None) -> Model:
+               trust_remote_code: bool = False, tokenizer: Any = None, cache_dir: str | None = None,
+               allow_weights: Sequence[str] = ()) -> Model:
     """Load ``spec``: ``"default"``, a local folder, a Hugging Face id (from ``cache_dir`` or the default
     Hugging Face cache, or the hub), a ``PreTrainedModel`` (with ``tokenizer``), or a TransformerLens
-    ``TransformerBridge``."""
+    ``TransformerBridge``.
+
+    Checkpoints load strictly: a missing, unexpected or mis-shaped tensor is an input error naming it, unless
+    its name matches one of the ``allow_weights`` patterns (fnmatch); allowed deviations go into provenance."""
     torch_device = resolve_device(device)
     if isinstance(spec, nn.Module):
         return _from_module(spec, tokenizer, torch_device)
@@ -101,12 +115,15 @@ def load_model(spec: Any = DEFAULT_MODEL, *, device: str = "auto", allow_pickle:
         if not folder.is_dir():
             raise AuditInputError(f"--model: {spec} is a file; give the folder that holds config.json")
         if not (folder / "config.json").is_file():
+            if (folder / "adapter_config.json").is_file():
+                raise AuditInputError(f"--model: {spec} holds only a PEFT adapter (adapter_config.json), not a "
+                                      "whole model; merge the adapter into its base model and save that folder")
             raise AuditInputError(f"--model: {spec} has no config.json; is it a Hugging Face model folder?")
         weights = _weight_files(folder, spec, allow_pickle)
         return _load_pretrained(str(folder.resolve()), name=folder.resolve().name, source=f"local:{folder.resolve()}",
                                 weights=weights, device=torch_device, allow_pickle=allow_pickle,
-                                trust_remote_code=trust_remote_code)
-    return _load_hub(spec, torch_device, allow_pickle, trust_remote_code, cache_dir)
+                                trust_remote_code=trust_remote_code, allow_weights=allow_weights)
+    return _load_hub(spec, torch_device, allow_pickle, trust_remote_code, cache_dir, allow_weights)
 
 
 def _load_default(device: torch.device) -> Model:
@@ -130,7 +147,7 @@ def _load_default(device: torch.device) -> Model:
 
 
 def _load_hub(model_id: str, device: torch.device, allow_pickle: bool, trust_remote_code: bool,
-              cache_dir: str | None) -> Model:
+              cache_dir: str | None, allow_weights: Sequence[str] = ()) -> Model:
     from transformers.utils import cached_file
 
     try:
@@ -139,21 +156,32 @@ def _load_hub(model_id: str, device: torch.device, allow_pickle: bool, trust_rem
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AuditInputError(f"--model: {model_id!r} is not a local folder, and the Hugging Face cache or hub "
                               f"has no model by that id ({first})") from None
+    snapshot = Path(config_path).parent
+    weights = _weight_files(snapshot, model_id, allow_pickle)
     model = _load_pretrained(model_id, name=model_id, source=f"huggingface:{model_id}", weights=None,
                              device=device, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
-                             cache_dir=cache_dir)
-    snapshot = Path(config_path).parent
-    model.weights_sha256, model.weights_files = sha256_files(_weight_files(snapshot, model_id, allow_pickle))
+                             cache_dir=cache_dir, allow_weights=allow_weights)
+    model.weights_sha256, model.weights_files = sha256_files(weights)
     return model
 
 
 def _weight_files(folder: Path, spec: str, allow_pickle: bool) -> list[Path]:
-    safe = sorted(folder.glob("*.safetensors"))
+    """The checkpoint files of a model folder, each checked to be a readable regular file (and, for
+    safetensors, a well-formed one) so a damaged file is one line naming it, before transformers reads it."""
+    safe = sorted(p for p in folder.glob("*.safetensors") if p.name not in ADAPTER_FILES)
+    for path in safe:
+        check_safetensors_file(path)
     if safe:
         return safe
-    pickled = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    pickled = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.name not in ADAPTER_FILES)
     if not pickled:
+        adapters = [name for name in ADAPTER_FILES if (folder / name).exists()]
+        if adapters:
+            raise AuditInputError(f"--model: {spec} holds only a PEFT adapter ({adapters[0]}), not a whole model; "
+                                  "merge the adapter into its base model and save that folder")
         raise AuditInputError(f"--model: {spec} holds no weights (*.safetensors)")
+    for path in pickled:
+        _check_readable(path)
     if not allow_pickle:
         raise AuditInputError(f"--model: {spec} holds only pickle checkpoints ({pickled[0].name}), which can run "
                               f"code when loaded; convert to safetensors or pass --allow-pickle if you trust it")
@@ -161,7 +189,8 @@ def _weight_files(folder: Path, spec: str, allow_pickle: bool) -> list[Path]:
 
 
 def _load_pretrained(location: str, *, name: str, source: str, weights: list[Path] | None, device: torch.device,
-                     allow_pickle: bool, trust_remote_code: bool, cache_dir: str | None = None) -> Model:
+                     allow_pickle: bool, trust_remote_code: bool, cache_dir: str | None = None,
+                     allow_weights: Sequence[str] = ()) -> Model:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -174,8 +203,14 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
                               f"(supported: {', '.join(sorted(SITE_REGISTRY))})")
     kind = model_kind(config.model_type)
     auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
-    module = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
-                                  trust_remote_code=trust_remote_code, dtype=torch.float32, cache_dir=cache_dir)
+    try:
+        module, info = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
+                                            trust_remote_code=trust_remote_code, dtype=torch.float32,
+                                            cache_dir=cache_dir, output_loading_info=True, ignore_mismatched_sizes=True)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # damaged checkpoint files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AuditInputError(f"--model: {location}: the weights cannot be loaded ({first[:200]})") from None
+    allowed = check_weights(info, allow=allow_weights, where=f"--model: {location}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
     except (OSError, ValueError):
@@ -183,9 +218,85 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
     if tokenizer is None or len(tokenizer) == 0 or not tokenizer("a test sentence")["input_ids"]:
         raise AuditInputError(f"--model: {location} has no usable tokenizer files (tokenizer.json or vocab)")
     model = _wrap(module, tokenizer, name=name, source=source, device=device)
+    model.weights_allowed = allowed
     if weights is not None:
         model.weights_sha256, model.weights_files = sha256_files(weights)
     return model
+
+
+def check_weights(info: Mapping[str, Any], *, allow: Sequence[str] = (), where: str = "--model") -> list[str]:
+    """Compare what a checkpoint held with what the model expects, from transformers' loading info
+    (``output_loading_info=True`` with ``ignore_mismatched_sizes=True``, so mis-shaped tensors are reported
+    rather than raised).
+
+    transformers fills a missing or mis-shaped tensor with fresh random values and ignores an unexpected one,
+    so an audit of a wrong or incomplete checkpoint would silently describe random weights. Any such tensor is
+    an input error naming it, unless its name matches an ``allow`` pattern (fnmatch, e.g. ``lm_head.*`` for a
+    tied head saved without its copy). Returns the allowed deviations ("missing lm_head.weight", …) for
+    provenance.
+    """
+    found = [("missing", key, "") for key in sorted(info.get("missing_keys") or ())]
+    found += [("mis-shaped", key, f": checkpoint {tuple(saved)}, model expects {tuple(expected)}")
+              for key, saved, expected in sorted(info.get("mismatched_keys") or ())]
+    found += [("unexpected", key, "") for key in sorted(info.get("unexpected_keys") or ())]
+    allowed, refused = [], []
+    for problem, key, detail in found:
+        (allowed if any(fnmatch.fnmatchcase(key, pattern) for pattern in allow) else refused).append(
+            (problem, key, detail))
+    if refused:
+        problem, key, detail = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        what = {"missing": "the checkpoint lacks tensor", "mis-shaped": "tensor",
+                "unexpected": "the checkpoint holds a tensor the model does not use:"}[problem]
+        raise AuditInputError(f"{where}: {what} {key}{detail}{more}; the weights do not belong to this model "
+                              f"(pass --allow-weights '{key}' only if this is known to be harmless)")
+    return [f"{problem} {key}" for problem, key, _ in allowed]
+
+
+def check_safetensors_file(path: Path) -> None:
+    """A cheap structural check of a safetensors file (header length, JSON header, tensor extents), so a
+    truncated, random or hostile file is an input error naming it rather than a library exception."""
+    size = _check_readable(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise AuditInputError(f"--model: {path}: not a safetensors file ({size} bytes, too short)")
+            (length,) = struct.unpack("<Q", head)
+            if length > MAX_SAFETENSORS_HEADER or 8 + length > size:
+                raise AuditInputError(f"--model: {path}: damaged safetensors file (header claims {length} bytes; "
+                                      f"the file has {size})")
+            header = json.loads(handle.read(length))
+    except OSError as exc:
+        raise AuditInputError(f"--model: {path}: cannot read the weights file ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise AuditInputError(f"--model: {path}: damaged safetensors file (the header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise AuditInputError(f"--model: {path}: damaged safetensors file (the header is not a JSON object)")
+    data = size - 8 - length
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            raise AuditInputError(f"--model: {path}: damaged safetensors file (tensor {key} has no valid offsets)")
+        if offsets[1] > data:
+            raise AuditInputError(f"--model: {path}: truncated safetensors file (tensor {key} ends at byte "
+                                  f"{offsets[1]} of the data; the file holds {data})")
+
+
+def _check_readable(path: Path) -> int:
+    """The size of a user's weights file; an unreadable or non-regular file is an input error naming it."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise AuditInputError(f"--model: {path}: cannot read the weights file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise AuditInputError(f"--model: {path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise AuditInputError(f"--model: {path}: cannot read the weights file (permission denied)")
+    return info.st_size
 
 
 def _from_module(module: nn.Module, tokenizer: Any, device: torch.device) -> Model:

@@ -6,11 +6,12 @@ Rows become paired items; a malformed row is an input error naming the file and 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuditInputError
+from ..errors import AuditInputError, read_input_text
 
 CROWS_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 
@@ -22,17 +23,15 @@ def import_crows_pairs(path: str | Path, *, split: bool = False) -> list[dict[st
     the item's ``marker`` (or, with ``split``, one probe set per bias type).
     """
     path = Path(path)
+    text = read_input_text(path, "CrowS-Pairs CSV file")
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in CROWS_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise AuditInputError(f"{path}: missing column {missing[0]!r} (CrowS-Pairs needs "
-                                      f"{', '.join(CROWS_COLUMNS)})")
-            rows = list(enumerate(reader, start=2))  # row 1 is the header
-    except FileNotFoundError:
-        raise AuditInputError(f"{path}: no such CSV file") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in CROWS_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AuditInputError(f"{path}: missing column {missing[0]!r} (CrowS-Pairs needs "
+                                  f"{', '.join(CROWS_COLUMNS)})")
+        rows = list(enumerate(reader, start=2))  # row 1 is the header
+    except csv.Error as exc:
         raise AuditInputError(f"{path}: not a readable CSV file ({exc})") from None
     items: dict[str, list[dict[str, str]]] = {}
     for number, row in rows:

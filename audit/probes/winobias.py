@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuditInputError
+from ..errors import AuditInputError, read_input_text
 
 WINOBIAS_LINE = re.compile(r"^\s*\d+\s+(\S.*?)\s*$")
 WINOBIAS_FILE = re.compile(r"^pro_stereotyped_(type[12])\.txt\.(dev|test)$")
@@ -43,7 +43,7 @@ def import_winobias(folder: str | Path) -> list[dict[str, Any]]:
 
 def _winobias_lines(path: Path) -> list[str]:
     sentences = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_input_text(path, "WinoBias file").splitlines(), start=1):
         if not line.strip():
             continue
         match = WINOBIAS_LINE.match(line)

@@ -34,6 +34,7 @@ class ModelInfo(Record):
     weights_verified: bool | None  # None: no published hash to check against
     weights_files: dict[str, str]
     neuron_site: str
+    weights_allowed: list[str] = optional()  # checkpoint deviations accepted with --allow-weights
     extra: dict[str, Any] = extra_field()
 
 

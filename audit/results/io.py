@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,6 +11,7 @@ import numpy as np
 
 from ..errors import AuditInputError, read_input_text
 from .contract import AuditResult
+from .outdir import replace_folder
 from .record import Record
 from .schema import validate_results
 
@@ -72,27 +70,6 @@ def load_results(path: str | Path) -> AuditResult:
 
 
 def write_outputs(out_dir: str | Path, files: Mapping[str, str | bytes]) -> Path:
-    """Write every file into a temporary folder beside ``out_dir``, then move them into place.
-
-    A new ``out_dir`` appears whole (one rename); in an existing one each file is replaced by rename,
-    so no reader ever sees a half-written file.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        for name, content in files.items():
-            target = staging / name
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content, encoding="utf-8")
-        if not out_dir.exists():
-            os.rename(staging, out_dir)
-            return out_dir
-        for name in files:
-            os.replace(staging / name, out_dir / name)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
+    """Make ``out_dir`` hold exactly ``files``, replacing any former set as one unit (see :mod:`.outdir`):
+    a reader, a crash or a kill sees the old complete set or the new one, never a mix."""
+    return replace_folder(Path(out_dir), files)

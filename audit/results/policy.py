@@ -13,6 +13,7 @@ checks:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -88,6 +89,10 @@ def load_policy(path: str | Path) -> dict[str, Any]:
         bounds = [key for key in ("max", "min") if key in check]
         if len(bounds) != 1 or isinstance(check[bounds[0]], bool) or not isinstance(check[bounds[0]], (int, float)):
             raise AuditInputError(f"{where}: needs exactly one numeric bound, max or min")
+        if not math.isfinite(check[bounds[0]]):
+            raise AuditInputError(f"{where}.{bounds[0]}: must be a finite number, got {check[bounds[0]]!r}")
+        if "name" in check and (not isinstance(check["name"], str) or not check["name"].strip()):
+            raise AuditInputError(f"{where}.name: expected a non-empty string, got {type(check['name']).__name__}")
         if "min_auroc" in check and check["min_auroc"] not in (0.7, 0.8, 0.9):
             raise AuditInputError(f"{where}.min_auroc: must be 0.7, 0.8 or 0.9, got {check['min_auroc']!r}")
     return {"file": str(path), "sha256": sha256_file(path), "checks": document["checks"]}

@@ -1,0 +1,349 @@
+"""A table of bad inputs and faults, each run through the CLI: exit code 2, one stderr line naming the file,
+field or option, no traceback, and the output folder exactly as it was (an old report set stays intact).
+
+Most cases fail before any model loads, so the table stays fast; the model cases load a tiny GPT-2 folder
+(damaged copies of it are built once per module).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audit.cli import main
+
+GOOD = {"name": "good", "description": "d", "kind": "concept", "concept": "c",
+        "positive": ["the poison cat", "a venom dog"], "negative": ["the cat sees", "a bird runs"]}
+PAIRED = {"name": "pairs", "description": "d", "kind": "paired", "groups": ["a", "b"],
+          "items": [{"a": "she runs", "b": "he runs"}, {"a": "her book", "b": "his book"}]}
+
+
+def _yaml(document) -> str:
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def _with(**changes) -> str:
+    return _yaml({**GOOD, **changes})
+
+
+def _without(key: str) -> str:
+    return _yaml({k: v for k, v in GOOD.items() if k != key})
+
+
+FILES = {  # name → text (str) or bytes; written once per module
+    "good.yaml": _yaml(GOOD),
+    "good2.yaml": _yaml({**GOOD, "name": "good-two"}),
+    "same-name.yaml": _yaml(GOOD),
+    "latin1.yaml": _yaml(GOOD).replace("description: d", "description: caf\u00e9").encode("latin-1"),
+    "broken.yaml": "name: [unclosed\n",
+    "list-key.yaml": "? [a, b]\n: 1\n" + _yaml(GOOD),
+    "dup-key.yaml": _yaml(GOOD) + "name: again\n",
+    "unknown-field.yaml": _with(colour="red"),
+    "no-negative.yaml": _without("negative"),
+    "bad-kind.yaml": _with(kind="conceptual"),
+    "bad-name.yaml": _with(name="Bad Name"),
+    "few.yaml": _with(negative=["only one"]),
+    "dup-text.yaml": _with(negative=["the poison cat", "a bird runs"]),
+    "number-text.yaml": _with(positive=["a text", 42]),
+    "empty.yaml": "",
+    "scalar.yaml": "just a sentence\n",
+    "missing-group.yaml": _yaml({**PAIRED, "items": [{"a": "she runs"}, {"a": "her", "b": "his"}]}),
+    "reserved-group.yaml": _yaml({**PAIRED, "groups": ["rest", "b"]}),
+    "policy-nan.yaml": "checks:\n  - {probeset: good, metric: selective_neurons, max: .nan}\n",
+    "policy-name-list.yaml": "checks:\n  - {probeset: good, metric: selective_neurons, max: 3, name: [a, b]}\n",
+    "policy-metric.yaml": "checks:\n  - {probeset: good, metric: neurons_total, max: 3}\n",
+    "policy-other-set.yaml": "checks:\n  - {probeset: absent, metric: selective_neurons, max: 3}\n",
+    "policy-two-bounds.yaml": "checks:\n  - {probeset: good, metric: selective_neurons, max: 3, min: 1}\n",
+    "policy-broken.yaml": "checks: [\n",
+    "reference-short.txt": "one\ntwo\nthree\n",
+    "a-file": "not a folder\n",
+    "crows-no-column.csv": "sent_more,sent_less\na,b\n",
+    "crows-bad-direction.csv": "sent_more,sent_less,stereo_antistereo,bias_type\na b,c d,sideways,race\n",
+    "winobias-latin1/pro_stereotyped_type1.txt.dev": "1 The [nurse] met [her] friend caf\u00e9\n".encode("latin-1"),
+    "winobias-latin1/anti_stereotyped_type1.txt.dev": b"1 The [nurse] met [his] friend\n",
+    "winobias-no-twin/pro_stereotyped_type1.txt.dev": "1 The [nurse] met [her] friend\n",
+    "results-list.json": "[1, 2, 3]\n",
+    "results-not-json.json": "{ not json\n",
+    "results-deep.json": "[" * 100_000 + "]" * 100_000,
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, planted_folder, small_report) -> dict[str, str]:
+    """Every path a case names: the files above, damaged model folders, a valid results.json and its variants."""
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path_factory.mktemp("bad-inputs")
+    paths: dict[str, str] = {"model": str(planted_folder), "root": str(root)}
+    for name, content in FILES.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        paths[name] = str(path)
+    os.mkfifo(root / "fifo")
+    paths["fifo"] = str(root / "fifo")
+
+    tensors = load_file(planted_folder / "model.safetensors")
+    raw = (planted_folder / "model.safetensors").read_bytes()
+
+    def model_copy(name: str, weights: bytes | dict | None = None) -> Path:
+        folder = root / name
+        shutil.copytree(planted_folder, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+        if isinstance(weights, bytes):
+            (folder / "model.safetensors").write_bytes(weights)
+        elif isinstance(weights, dict):
+            save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+        paths[name] = str(folder)
+        return folder
+
+    model_copy("m-truncated", raw[: len(raw) // 2])
+    model_copy("m-random", os.urandom(4096))
+    model_copy("m-huge-header", struct.pack("<Q", 1 << 62) + b"{}")
+    model_copy("m-missing", {k: v for k, v in tensors.items() if k != "transformer.h.1.mlp.c_fc.weight"})
+    extra = tensors["transformer.h.1.mlp.c_fc.weight"].clone()
+    model_copy("m-unexpected", {**tensors, "transformer.h.9.mlp.c_fc.weight": extra})
+    model_copy("m-shape", {**tensors, "transformer.h.0.mlp.c_fc.bias": tensors["transformer.h.0.mlp.c_fc.bias"][:100]})
+    other = {k: v[..., :32].contiguous() if v.ndim and v.shape[-1] == 64 else v for k, v in tensors.items()}
+    model_copy("m-other-model", other)
+    (model_copy("m-dangling") / "model.safetensors").symlink_to(root / "nowhere.safetensors")
+    (model_copy("m-weights-folder") / "model.safetensors").mkdir()
+    adapter = model_copy("m-adapter")
+    (adapter / "adapter_model.safetensors").write_bytes(raw)
+    (adapter / "adapter_config.json").write_text("{}")
+    (model_copy("m-adapter-only") / "config.json").unlink()
+    (Path(paths["m-adapter-only"]) / "adapter_config.json").write_text("{}")
+    model_copy("m-pickle")
+    (root / "m-pickle" / "pytorch_model.bin").write_bytes(b"not really a pickle")
+    model_copy("m-no-tokenizer", raw)
+    for name in os.listdir(root / "m-no-tokenizer"):
+        if name.startswith(("tokenizer", "special_tokens", "vocab", "merges")):
+            os.unlink(root / "m-no-tokenizer" / name)
+    (model_copy("m-bad-config", raw) / "config.json").write_text("{ not json")
+    config = json.loads((planted_folder / "config.json").read_text())
+    (model_copy("m-unsupported", raw) / "config.json").write_text(json.dumps({**config, "model_type": "t5"}))
+    (root / "m-file").write_text("weights?")
+    paths["m-file"] = str(root / "m-file")
+    (root / "m-empty").mkdir()
+    paths["m-empty"] = str(root / "m-empty")
+
+    results = json.loads((small_report / "results.json").read_text())
+    paths["results"] = str(small_report / "results.json")
+    variants = {
+        "results-missing-key": lambda r: r["probesets"][0]["summary"].pop("n_significant"),
+        "results-string-number": lambda r: r["probesets"][0]["neurons"][0].__setitem__("auroc", "high"),
+        "results-no-model": lambda r: r.pop("model"),
+        "results-version": lambda r: r.__setitem__("schema_version", "9"),
+    }
+    for name, edit in variants.items():
+        broken = json.loads(json.dumps(results))
+        edit(broken)
+        (root / f"{name}.json").write_text(json.dumps(broken))
+        paths[name] = str(root / f"{name}.json")
+    (root / "out-parent-file").write_text("a file")
+    paths["out-parent-file"] = str(root / "out-parent-file")
+    return paths
+
+
+def run(*extra: str, model: str = "{model}", probes: tuple[str, ...] = ("{good.yaml}",),
+        out: str = "{out}") -> list[str]:
+    return ["run", "--model", model, "--probeset", *probes, "--out", out, "--no-pdf", "--no-progress", *extra]
+
+
+def probe(name: str) -> list[str]:
+    return run(probes=(f"{{{name}}}",))
+
+
+def model(name: str) -> list[str]:
+    return run(model=f"{{{name}}}")
+
+
+def render(results: str, *extra: str) -> list[str]:
+    return ["render", f"{{{results}}}", "--out", "{out}", "--no-pdf", *extra]
+
+
+CASES = [  # (id, argv, text the one stderr line must hold)
+    # options: ranges name the option the user typed
+    ("top-k-0", run("--top-k", "0"), "--top-k must be an int in [1, 1000]; got 0"),
+    ("top-k-huge", run("--top-k", "1001"), "--top-k must be an int in [1, 1000]; got 1001"),
+    ("batch-size-word", run("--batch-size", "x"), "--batch-size must be an int in [1, 65536]; got 'x'"),
+    ("max-length-1", run("--max-length", "1"), "--max-length must be an int in [2, 1048576]; got 1"),
+    ("seed-negative", run("--seed", "-1"), "--seed must be an int in [0, 4294967295]; got -1"),
+    ("null-sets-1", run("--null-sets", "1"), "--null-sets must be an int in [2, 10000]; got 1"),
+    ("ablation-texts-3", run("--ablation-texts", "3"), "--ablation-texts must be an int in [4, 1000000]; got 3"),
+    ("ablate-k-0", run("--ablate-k", "0"), "--ablate-k must be an int in [1, 10000]; got 0"),
+    ("ablate-per-layer-0", run("--ablate-per-layer", "0"), "--ablate-per-layer must be an int in [1, 10000]"),
+    ("pooling", run("--pooling", "median"), "--pooling: invalid choice"),
+    ("ablation-mode", run("--ablation-mode", "erase"), "--ablation-mode: invalid choice"),
+    ("device", run("--device", "tpu"), "--device: must be auto, cpu or cuda"),
+    ("unknown-option", run("--frobnicate"), "unrecognized arguments: --frobnicate"),
+    ("unknown-command", ["frobnicate"], "invalid choice: 'frobnicate'"),
+    ("fail-on-policy-alone", run("--fail-on-policy"), "--fail-on-policy: needs --policy"),
+    ("render-fail-on-policy-alone", render("results", "--fail-on-policy"), "--fail-on-policy: needs --policy"),
+    # probe sets: every file of a list option is read, repeated or not
+    ("probeset-missing", run(probes=("{root}/absent.yaml",)), "absent.yaml: no such probe-set file"),
+    ("probeset-repeated-first-missing", run(probes=("{root}/absent.yaml",)) + ["--probeset", "{good.yaml}"],
+     "absent.yaml: no such probe-set file"),
+    ("probeset-list-second-missing", run(probes=("{good.yaml}", "{root}/absent2.yaml")),
+     "absent2.yaml: no such probe-set file"),
+    ("probeset-repeated-duplicate-name", run(probes=("{good.yaml}",)) + ["--probeset", "{same-name.yaml}"],
+     "duplicate probe-set name 'good'"),
+    ("probeset-folder", probe("root"), "is a folder; give a probe-set file"),
+    ("probeset-fifo", probe("fifo"), "fifo: not a regular file"),
+    ("probeset-dev-zero", run(probes=("/dev/zero",)), "/dev/zero: not a regular file"),
+    ("probeset-not-utf8", probe("latin1.yaml"), "latin1.yaml: probe-set file is not UTF-8"),
+    ("probeset-invalid-yaml", probe("broken.yaml"), "broken.yaml: invalid YAML"),
+    ("probeset-list-key", probe("list-key.yaml"), "list-key.yaml: invalid YAML at line 1"),
+    ("probeset-duplicate-key", probe("dup-key.yaml"), "duplicate key 'name'"),
+    ("probeset-unknown-field", probe("unknown-field.yaml"), "colour: unknown field"),
+    ("probeset-missing-field", probe("no-negative.yaml"), "negative: missing required field"),
+    ("probeset-bad-kind", probe("bad-kind.yaml"), "kind: must be one of concept, paired"),
+    ("probeset-bad-name", probe("bad-name.yaml"), "name: must match [a-z0-9-]+"),
+    ("probeset-too-few", probe("few.yaml"), "negative: needs at least 2"),
+    ("probeset-duplicate-text", probe("dup-text.yaml"), "negative[0]: duplicates positive[0]"),
+    ("probeset-number-text", probe("number-text.yaml"), "positive[1]: expected a non-empty string, got int"),
+    ("probeset-empty", probe("empty.yaml"), "empty.yaml: the file holds no probe set"),
+    ("probeset-scalar", probe("scalar.yaml"), "scalar.yaml: a probe set must be a mapping"),
+    ("probeset-missing-group", probe("missing-group.yaml"), "items[0].b: missing the text for group 'b'"),
+    ("probeset-reserved-group", probe("reserved-group.yaml"), "groups[0]: expected a name"),
+    # policies
+    ("policy-missing", run("--policy", "{root}/absent-policy.yaml"), "absent-policy.yaml: no such policy file"),
+    ("policy-nan", run("--policy", "{policy-nan.yaml}"), "checks[0].max: must be a finite number"),
+    ("policy-name-list", run("--policy", "{policy-name-list.yaml}"), "checks[0].name: expected a non-empty string"),
+    ("policy-metric", run("--policy", "{policy-metric.yaml}"), "checks[0].metric: must be one of"),
+    ("policy-other-set", run("--policy", "{policy-other-set.yaml}"), "checks[0].probeset: 'absent' is not among"),
+    ("policy-two-bounds", run("--policy", "{policy-two-bounds.yaml}"), "needs exactly one numeric bound"),
+    ("policy-broken", run("--policy", "{policy-broken.yaml}"), "policy-broken.yaml: not readable YAML"),
+    ("policy-fifo", run("--policy", "{fifo}"), "fifo: not a regular file; give a policy file"),
+    ("render-policy-nan", render("results", "--policy", "{policy-nan.yaml}"), "checks[0].max: must be a finite"),
+    # reference corpus and cache
+    ("reference-missing", run("--reference", "{root}/absent.txt"), "absent.txt: no such reference corpus"),
+    ("reference-short", run("--reference", "{reference-short.txt}"), "needs at least 10 non-empty lines, got 3"),
+    ("reference-dev-zero", run("--reference", "/dev/zero"), "/dev/zero: not a regular file"),
+    ("cache-is-file", run("--cache", "{a-file}"), "--cache:"),
+    # --out, checked before the model loads
+    ("out-is-file", run(out="{a-file}"), "exists and is not a folder"),
+    ("out-parent-is-file", run(out="{out-parent-file}/report"), "out-parent-file is not a folder"),
+    ("out-holds-other-files", run(out="{root}"), "holds other files"),
+    ("render-out-is-file", ["render", "{results}", "--out", "{a-file}"], "exists and is not a folder"),
+    # models: damaged, incomplete or foreign weights are named, never audited as random weights
+    ("model-absent", run(model="{root}/no-model"), "--model: '"),
+    ("model-is-file", model("m-file"), "m-file is a file"),
+    ("model-no-config", model("m-empty"), "has no config.json"),
+    ("model-truncated", model("m-truncated"), "model.safetensors: truncated safetensors file"),
+    ("model-random-bytes", model("m-random"), "model.safetensors: damaged safetensors file"),
+    ("model-huge-header", model("m-huge-header"), "header claims 4611686018427387904 bytes"),
+    ("model-dangling-weights", model("m-dangling"), "model.safetensors: cannot read the weights file"),
+    ("model-weights-folder", model("m-weights-folder"), "model.safetensors: not a regular file"),
+    ("model-missing-tensor", model("m-missing"), "the checkpoint lacks tensor transformer.h.1.mlp.c_fc.weight"),
+    ("model-unexpected-tensor", model("m-unexpected"), "does not use: transformer.h.9.mlp.c_fc.weight"),
+    ("model-mis-shaped-tensor", model("m-shape"), "tensor transformer.h.0.mlp.c_fc.bias: checkpoint (100,)"),
+    ("model-other-models-weights", model("m-other-model"), "the weights do not belong to this model"),
+    ("model-adapter-beside", model("m-adapter"), "holds only a PEFT adapter (adapter_model.safetensors)"),
+    ("model-adapter-only", model("m-adapter-only"), "holds only a PEFT adapter"),
+    ("model-pickle-only", model("m-pickle"), "only pickle checkpoints (pytorch_model.bin)"),
+    ("model-bad-pickle-allowed", model("m-pickle") + ["--allow-pickle"], "the weights cannot be loaded"),
+    ("model-no-tokenizer", model("m-no-tokenizer"), "has no usable tokenizer files"),
+    ("model-bad-config", model("m-bad-config"), "config.json is not a readable model config"),
+    ("model-unsupported", model("m-unsupported"), "architecture 't5' is not supported"),
+    # render: results.json is validated (JSON path in the message), read with a size cap, regular files only
+    ("render-missing", ["render", "{root}/absent.json", "--out", "{out}"], "absent.json: no such results file"),
+    ("render-not-json", render("results-not-json.json"), "not a readable results.json"),
+    ("render-top-level-list", render("results-list.json"), "expected a JSON object at the top level"),
+    ("render-missing-nested-key", render("results-missing-key"), "probesets[0].summary"),
+    ("render-string-for-number", render("results-string-number"), "probesets[0].neurons[0].auroc"),
+    ("render-no-model", render("results-no-model"), "model"),
+    ("render-schema-version", render("results-version"), "schema_version"),
+    ("render-deep-array", render("results-deep.json"), "nested too deeply"),
+    ("render-fifo", render("fifo"), "fifo: not a regular file; give a results file"),
+    ("render-dev-zero", ["render", "/dev/zero", "--out", "{out}"], "/dev/zero: not a regular file"),
+    ("render-folder", render("root"), "is a folder; give a results file"),
+    # import: sources and -o
+    ("import-crows-folder", ["import", "crows-pairs", "{root}", "-o", "{root}/x.yaml"], "is a folder; give a"),
+    ("import-crows-no-column", ["import", "crows-pairs", "{crows-no-column.csv}", "-o", "{root}/x.yaml"],
+     "missing column 'stereo_antistereo'"),
+    ("import-crows-direction", ["import", "crows-pairs", "{crows-bad-direction.csv}", "-o", "{root}/x.yaml"],
+     "row 2: stereo_antistereo must be"),
+    ("import-winobias-latin1", ["import", "winobias", "{root}/winobias-latin1", "-o", "{root}/x.yaml"],
+     "pro_stereotyped_type1.txt.dev: WinoBias file is not UTF-8"),
+    ("import-winobias-twin", ["import", "winobias", "{root}/winobias-no-twin", "-o", "{root}/x.yaml"],
+     "anti_stereotyped_type1.txt.dev: missing"),
+    ("import-winobias-file", ["import", "winobias", "{a-file}", "-o", "{root}/x.yaml"], "a-file: not a folder"),
+    ("import-output-folder", ["import", "winobias", "{root}/winobias-no-twin", "-o", "{root}"], "is a folder"),
+    ("import-output-parent-file", ["import", "crows-pairs", "{crows-no-column.csv}", "-o", "{a-file}/x.yaml"],
+     "a-file does not exist or is not a folder"),
+    ("import-output-parent-missing", ["import", "crows-pairs", "{crows-no-column.csv}", "-o", "{root}/no/x.yaml"],
+     "does not exist or is not a folder"),
+    # validate
+    ("validate-fifo", ["validate", "{fifo}"], "fifo: not a regular file"),
+    ("validate-list-key", ["validate", "{good.yaml}", "{list-key.yaml}"], "list-key.yaml: invalid YAML"),
+]
+
+
+def _fill(argv: list[str], world: dict[str, str], out: Path) -> list[str]:
+    """Put the module's paths into ``{name}`` placeholders (names hold dots, so no str.format)."""
+    paths = {**world, "out": str(out)}
+    return [re.sub(r"\{([^{}]+)\}", lambda m: paths[m.group(1)], arg) for arg in argv]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes] | None:
+    if not folder.exists():
+        return None
+    if folder.is_file():
+        return {"": folder.read_bytes()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_table_is_large_and_ids_are_unique():
+    assert len(CASES) >= 60
+    assert len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("argv, needle", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_exits_2_with_one_line_and_leaves_out_alone(argv, needle, world, small_report, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(small_report, out)  # an old complete report set that must survive untouched
+    root = Path(world["root"])
+    watched = {"out": _snapshot(out), "root": sorted(p.name for p in root.iterdir())}
+    args = _fill(argv, world, out)
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("neuron-audit: error: "), err
+    assert "Traceback" not in err
+    assert needle in err, err
+    assert _snapshot(out) == watched["out"]
+    assert sorted(p.name for p in root.iterdir()) == watched["root"]  # no lock, staging or output left behind
+
+
+def test_a_second_run_on_the_same_out_fails_at_once(world, tmp_path, capsys):
+    from audit.results.outdir import OutputLock
+
+    out = tmp_path / "new-out"
+    with OutputLock(out):
+        code = main(_fill(run(), world, out))
+    err = capsys.readouterr().err
+    assert code == 2 and "is being written by another neuron-audit run" in err and err.count("\n") == 1
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_unwritable_out_parent_fails_before_the_model_loads(world, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert main(_fill(run(), world, locked / "report")) == 2
+    assert "cannot write in" in capsys.readouterr().err
+
+
+def test_allowed_weights_load_and_are_recorded(world):
+    from audit.model.loading import load_model
+
+    model = load_model(world["m-missing"], device="cpu", allow_weights=["transformer.h.1.mlp.*"])
+    assert model.summary()["weights_allowed"] == ["missing transformer.h.1.mlp.c_fc.weight"]
+    assert "weights_allowed" not in load_model(world["model"], device="cpu").summary()

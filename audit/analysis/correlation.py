@@ -65,12 +65,12 @@ class _Sums:
         means_y = {b: ys[b].mean(0, dtype=np.float64) for b in self.sy}
         for a in self.sx:
             self.sx[a] += xs[a].sum(0, dtype=np.float64)
-            self.sxx[a] += np.einsum("ij,ij->j", xs[a], xs[a], dtype=np.float64)
+            self.sxx[a] += (xs[a] * xs[a]).sum(0, dtype=np.float64)
             if self.gxx is not None:
                 self.gxx[a] += _centred_product(xs[a], xs[a], means_x[a], means_x[a])
         for b in self.sy:
             self.sy[b] += ys[b].sum(0, dtype=np.float64)
-            self.syy[b] += np.einsum("ij,ij->j", ys[b], ys[b], dtype=np.float64)
+            self.syy[b] += (ys[b] * ys[b]).sum(0, dtype=np.float64)
             if self.gyy is not None:
                 self.gyy[b] += _centred_product(ys[b], ys[b], means_y[b], means_y[b])
         for (a, b), block in self.sxy.items():
@@ -208,16 +208,21 @@ class CorrelationState:
         return _pearson(s.n, cross, s.sx[layer], s.sxx[layer], s.sy[layer], s.syy[layer], diagonal=True)
 
     def rotated_correlation(self, a: int, b: int, rotation: np.ndarray, *, rotate: str = "b") -> np.ndarray:
-        """Pearson r on the baseline subsample after mixing one side's neurons with ``rotation`` (rows = new
-        neurons): ``rotate="b"`` gives A × rotated B, ``"a"`` gives rotated A × B (still neurons_A × neurons_B)."""
+        """Pearson r on the baseline subsample after mixing one side's standardised neurons with ``rotation``
+        (rows = new neurons): ``rotate="b"`` gives A × rotated B, ``"a"`` rotated A × B (neurons_A × neurons_B)."""
         s = self.baseline
         assert s.gxx is not None and s.gyy is not None
+        # mix standardised neurons: Pearson r ignores each neuron's scale, so the baseline must too (otherwise
+        # one high-variance neuron dominates every mixture and the baseline copies it)
+        sums, squares = (s.sy[b], s.syy[b]) if rotate == "b" else (s.sx[a], s.sxx[a])
+        spread = np.sqrt(np.maximum(squares / s.n - (sums / s.n) ** 2, 0.0))
+        rotation = rotation * np.where(spread > 0, 1.0 / np.where(spread > 0, spread, 1.0), 0.0)
         if rotate == "b":
             cross, sy = s.sxy[(a, b)] @ rotation.T, s.sy[b] @ rotation.T
-            syy = np.einsum("ij,jk,ik->i", rotation, s.gyy[b], rotation)
+            syy = ((rotation @ s.gyy[b]) * rotation).sum(axis=1)
             return _pearson(s.n, cross, s.sx[a], s.sxx[a], sy, syy)
         cross, sx = rotation @ s.sxy[(a, b)], rotation @ s.sx[a]
-        sxx = np.einsum("ij,jk,ik->i", rotation, s.gxx[a], rotation)
+        sxx = ((rotation @ s.gxx[a]) * rotation).sum(axis=1)
         return _pearson(s.n, cross, sx, sxx, s.sy[b], s.syy[b])
 
 

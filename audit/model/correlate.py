@@ -18,12 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..analysis.correlation import CorrelationState
+from ..config import ALIGNMENTS
 from ..errors import AuditInputError
 from .harvest import model_inputs, real_token_mask, tokenize
 from .loading import Model
 from .outputs import forward
-
-ALIGNMENTS = ("auto", "tokens", "texts")
 
 
 def same_tokenizer(model_a: Model, model_b: Model) -> bool:

@@ -16,8 +16,7 @@ from tests.conftest import PLANTED_NEURON
 from tests.model.test_correlate import _permuted
 from tests.stages.test_paired import gender_items
 
-FAST = ["--no-progress", "--top-k", "3", "--no-pdf", "--null-sets", "4", "--ablate-k", "2", "--ablation-texts", "8",
-        "--baseline-stride", "2"]
+FAST = ["--no-progress", "--top-k", "3", "--no-pdf", "--no-ablation", "--baseline-stride", "2", "--top-changed", "5"]
 
 
 @pytest.fixture(scope="module")

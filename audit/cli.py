@@ -1,4 +1,6 @@
-"""Command line: ``neuron-audit run | compare | render | schema | validate | import``. Thin: parse, call the pipeline, write outputs.
+"""Command line: ``neuron-audit run | compare | render | schema | validate | import``.
+
+Thin: parse, call the pipeline, write outputs.
 
 Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error,
 3 a policy check failed under --fail-on-policy.
@@ -100,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--align", choices=("auto", "tokens", "texts"), default="auto",
                          help="samples: tokens (same tokenizer) or per-text means (default auto)")
     compare.add_argument("--baseline-stride", type=_positive_int, default=8,
-                         help="the rotation baseline uses every n-th token of each text (default 8)")
+                         help="the rotation baseline estimates its mixtures' variances on every n-th token of "
+                              "each text (default 8)")
     compare.add_argument("--memory-budget", type=_positive_int, default=2048, metavar="MB",
                          help="largest correlation state held at once; more layer pairs take more passes")
     compare.add_argument("--top-changed", type=_positive_int, default=20, help="neurons in the changed table")
@@ -318,8 +321,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "render": cmd_render, "schema": cmd_schema, "validate": cmd_validate,
-            "import": cmd_import}
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "render": cmd_render, "schema": cmd_schema,
+            "validate": cmd_validate, "import": cmd_import}
 
 
 def _quiet_libraries() -> None:

@@ -3,9 +3,9 @@
 :class:`CorrelationState` keeps running float64 sums over samples (tokens, or texts when the two models
 tokenize differently): n, Σx, Σx² per neuron of model A, Σy, Σy² per neuron of model B, and Σxyᵀ for each
 compared layer pair — memory bounded by neurons_A × neurons_B, never by the number of samples. A second,
-smaller set of the same sums over a deterministic subsample of the samples (every ``stride``-th token of a
-text) also keeps each side's Gram matrix Σxxᵀ, which is what the rotation baseline needs: rotating B's basis
-by R gives Σxy'ᵀ = Σxyᵀ·Rᵀ and Σy'² = diag(R·Σyyᵀ·Rᵀ) without a second pass.
+smaller set of sums over a deterministic subsample of the samples (every ``stride``-th token of a text) keeps
+each side's Gram matrix Σxxᵀ, which is what the rotation baseline needs: rotating B's basis by R gives
+Σxy'ᵀ = Σxyᵀ·Rᵀ (from all samples) and Σy'² = diag(R·Σyyᵀ·Rᵀ) without a second pass.
 
 All sums are plain sums, so :meth:`CorrelationState.merge` is addition (associative and commutative; two
 states over disjoint shards add up to the state over the whole corpus, up to float rounding), and
@@ -49,10 +49,11 @@ class _Sums:
 
     @classmethod
     def zeros(cls, pairs: Sequence[tuple[int, int]], width_a: int, width_b: int, *, gram: bool) -> _Sums:
+        """Sums for ``pairs``: the cross products (``gram=False``) or each side's Gram matrix (``gram=True``)."""
         layers_a, layers_b = sorted({a for a, _ in pairs}), sorted({b for _, b in pairs})
         return cls(n=0, sx={a: np.zeros(width_a) for a in layers_a}, sxx={a: np.zeros(width_a) for a in layers_a},
                    sy={b: np.zeros(width_b) for b in layers_b}, syy={b: np.zeros(width_b) for b in layers_b},
-                   sxy={p: np.zeros((width_a, width_b)) for p in pairs},
+                   sxy={} if gram else {p: np.zeros((width_a, width_b)) for p in pairs},
                    gxx={a: np.zeros((width_a, width_a)) for a in layers_a} if gram else None,
                    gyy={b: np.zeros((width_b, width_b)) for b in layers_b} if gram else None)
 
@@ -118,9 +119,9 @@ class CorrelationState:
 
     @staticmethod
     def nbytes(pairs: Sequence[tuple[int, int]], width_a: int, width_b: int) -> int:
-        """Memory a state over ``pairs`` holds: two neurons_A × neurons_B blocks per pair, a Gram per layer."""
+        """Memory a state over ``pairs`` holds: a neurons_A × neurons_B block per pair, a Gram matrix per layer."""
         layers_a, layers_b = {a for a, _ in pairs}, {b for _, b in pairs}
-        return 8 * (2 * len(set(pairs)) * width_a * width_b + len(layers_a) * width_a ** 2
+        return 8 * (len(set(pairs)) * width_a * width_b + len(layers_a) * width_a ** 2
                     + len(layers_b) * width_b ** 2)
 
     def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray],
@@ -208,22 +209,32 @@ class CorrelationState:
         return _pearson(s.n, cross, s.sx[layer], s.sxx[layer], s.sy[layer], s.syy[layer], diagonal=True)
 
     def rotated_correlation(self, a: int, b: int, rotation: np.ndarray, *, rotate: str = "b") -> np.ndarray:
-        """Pearson r on the baseline subsample after mixing one side's standardised neurons with ``rotation``
-        (rows = new neurons): ``rotate="b"`` gives A × rotated B, ``"a"`` rotated A × B (neurons_A × neurons_B)."""
-        s = self.baseline
-        assert s.gxx is not None and s.gyy is not None
+        """Pearson r after mixing one side's standardised neurons with ``rotation`` (rows = new neurons):
+        ``rotate="b"`` gives A × rotated B, ``"a"`` rotated A × B (neurons_A × neurons_B either way).
+
+        The covariances come from all samples (Σxyᵀ·Rᵀ); only each mixture's variance, Rᵢ·Cov·Rᵢᵀ, comes from
+        the Gram matrix of the baseline subsample, a smooth quantity that few samples estimate well.
+        """
+        full, sub = self.full, self.baseline
+        assert sub.gxx is not None and sub.gyy is not None
+        n, m = full.n, sub.n
+        if n < 2 or m < 2:
+            raise AuditInputError(f"correlation: needs at least 2 samples (and 2 baseline samples), got {n}, {m}")
+        mixed_sums, mixed_squares = (full.sy[b], full.syy[b]) if rotate == "b" else (full.sx[a], full.sxx[a])
         # mix standardised neurons: Pearson r ignores each neuron's scale, so the baseline must too (otherwise
         # one high-variance neuron dominates every mixture and the baseline copies it)
-        sums, squares = (s.sy[b], s.syy[b]) if rotate == "b" else (s.sx[a], s.sxx[a])
-        spread = np.sqrt(np.maximum(squares / s.n - (sums / s.n) ** 2, 0.0))
+        spread = np.sqrt(np.maximum(mixed_squares / n - (mixed_sums / n) ** 2, 0.0))
         rotation = rotation * np.where(spread > 0, 1.0 / np.where(spread > 0, spread, 1.0), 0.0)
+        gram, sub_sums = (sub.gyy[b], sub.sy[b]) if rotate == "b" else (sub.gxx[a], sub.sx[a])
+        sub_mean = sub_sums / m
+        mixed_var = np.maximum(((rotation @ (gram / m)) * rotation).sum(axis=1) - (rotation @ sub_mean) ** 2, 0.0)
         if rotate == "b":
-            cross, sy = s.sxy[(a, b)] @ rotation.T, s.sy[b] @ rotation.T
-            syy = ((rotation @ s.gyy[b]) * rotation).sum(axis=1)
-            return _pearson(s.n, cross, s.sx[a], s.sxx[a], sy, syy)
-        cross, sx = rotation @ s.sxy[(a, b)], rotation @ s.sx[a]
-        sxx = ((rotation @ s.gxx[a]) * rotation).sum(axis=1)
-        return _pearson(s.n, cross, sx, sxx, s.sy[b], s.syy[b])
+            cov = full.sxy[(a, b)] @ rotation.T / n - np.outer(full.sx[a] / n, rotation @ full.sy[b] / n)
+            var_x = np.maximum(full.sxx[a] / n - (full.sx[a] / n) ** 2, 0.0)
+            return _ratio(cov, var_x, mixed_var)
+        cov = rotation @ full.sxy[(a, b)] / n - np.outer(rotation @ full.sx[a] / n, full.sy[b] / n)
+        var_y = np.maximum(full.syy[b] / n - (full.sy[b] / n) ** 2, 0.0)
+        return _ratio(cov, mixed_var, var_y)
 
 
 def _pearson(n: int, sxy: np.ndarray, sx: np.ndarray, sxx: np.ndarray, sy: np.ndarray, syy: np.ndarray, *,
@@ -234,6 +245,14 @@ def _pearson(n: int, sxy: np.ndarray, sx: np.ndarray, sxx: np.ndarray, sy: np.nd
     var_x, var_y = np.maximum(sxx - sx * sx / n, 0.0), np.maximum(syy - sy * sy / n, 0.0)
     denominator = np.sqrt(var_x * var_y) if diagonal else np.sqrt(np.outer(var_x, var_y))
     scale = max(float(np.max(var_x, initial=0.0)), float(np.max(var_y, initial=0.0)), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(denominator > 1e-12 * scale, cov / denominator, 0.0)
+    return np.clip(r, -1.0, 1.0)
+
+
+def _ratio(cov: np.ndarray, var_rows: np.ndarray, var_columns: np.ndarray) -> np.ndarray:
+    denominator = np.sqrt(np.outer(var_rows, var_columns))
+    scale = max(float(np.max(var_rows, initial=0.0)), float(np.max(var_columns, initial=0.0)), 1e-300)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(denominator > 1e-12 * scale, cov / denominator, 0.0)
     return np.clip(r, -1.0, 1.0)
@@ -346,7 +365,8 @@ def layer_pairs(n_layers_a: int, n_layers_b: int, mode: str) -> list[tuple[int, 
     return sorted(pairs)
 
 
-def plan_blocks(pairs: Sequence[tuple[int, int]], width_a: int, width_b: int, budget_bytes: int) -> list[list[tuple[int, int]]]:
+def plan_blocks(pairs: Sequence[tuple[int, int]], width_a: int, width_b: int,
+                budget_bytes: int) -> list[list[tuple[int, int]]]:
     """Split ``pairs`` into groups whose state fits in ``budget_bytes`` (one corpus pass per group)."""
     if CorrelationState.nbytes(pairs[:1], width_a, width_b) > budget_bytes:
         needed = CorrelationState.nbytes(pairs[:1], width_a, width_b)

@@ -147,7 +147,8 @@ def check_applies(policy: Mapping[str, Any], probesets: Sequence[Any], *, ablati
             raise AuditInputError(f"{where}.metric: {check['metric']} needs ablation; drop --no-ablation")
 
 
-def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any], metrics: Mapping[str, Any] = METRICS) -> dict[str, Any]:
+def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any],
+             metrics: Mapping[str, Any] = METRICS) -> dict[str, Any]:
     """PASS/FAIL per check against ``result`` (an audit, or a comparison with :data:`COMPARE_METRICS`); a check
     naming a probe set not in the result is an input error."""
     sections = {section["name"]: section for section in result["probesets"]}

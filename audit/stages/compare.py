@@ -76,8 +76,8 @@ def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus
     settings = CorrelationSettings(
         corpus=corpus_name, corpus_sha256=corpus_sha256, n_texts=len(corpus), alignment=align,
         alignment_reason=reason, n_samples=matching.n_samples, n_baseline_samples=matching.n_baseline_samples,
-        baseline_stride=stride, baseline="max Pearson r against the other model's neurons mixed by a random matrix "
-                                         "with unit-norm Gaussian rows, one per layer",
+        baseline_stride=stride, baseline="max Pearson r against the other model's standardised neurons mixed by a "
+                                         "random matrix with unit-norm Gaussian rows, one per layer",
         layer_mode=mode, layer_pairs=[list(p) for p in pairs], blocks=len(blocks), threshold=compare.threshold,
         seed=config.seed, max_length=config.max_length)
     diffs: list[ProbesetDiff] = []
@@ -229,7 +229,8 @@ def probeset_diff(model_a: Model, model_b: Model, probeset: ProbeSet, audit_a: A
         became_flagged=int(counts.became_flagged.size), stopped_flagged=int(counts.stopped_flagged.size),
         mean_abs_delta=float(np.mean([abs(p.delta) for p in pairs_a])) if pairs_a else 0.0,
         validated_a=_validated(section_a), validated_b=_validated(section_b), pairs_a=pairs_a,
-        pairs_b=[pair("b", flat) for flat in reported_b], new_in_b=[pair("b", int(flat)) for flat in new[:config.top_k]])
+        pairs_b=[pair("b", flat) for flat in reported_b],
+        new_in_b=[pair("b", int(flat)) for flat in new[:config.top_k]])
     if probeset.kind == "paired":
         causal = model_a.kind == "causal-lm"
         key = "loglik" if causal else "embedding"
@@ -279,9 +280,10 @@ def compare_caveats(settings: CorrelationSettings, matching: Matching, model_a: 
     notes = [
         "Correlation is not identity: a neuron whose best partner correlates highly computes something similar on "
         f"this corpus ({settings.n_texts} texts, {settings.n_samples} samples); on other text the two may differ.",
-        f"The rotation baseline is measured on every {settings.baseline_stride}th sample "
-        f"({settings.n_baseline_samples} samples); persistence means excess correlation (best r minus baseline) "
-        f"above {settings.threshold}.",
+        "The rotation baseline mixes standardised neurons; its covariances use every sample and the mixtures' "
+        f"variances every {settings.baseline_stride}th ({settings.n_baseline_samples} samples). Persistence means "
+        f"excess correlation (best r minus baseline) above {settings.threshold}; even identical models leave a "
+        "few neurons below it, those that load heavily on the layer's dominant directions.",
     ]
     if settings.alignment == "texts":
         notes.append("The models tokenize differently, so samples are whole texts (per-text mean activations): "

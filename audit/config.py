@@ -18,6 +18,8 @@ INT_RANGES = {  # inclusive bounds of every integer setting; the CLI checks its 
     "reference_texts": (10, 1_000_000),
 }
 EXECUTION_RANGES = {"workers": (1, 100_000), "shard_size": (1, 10_000_000)}  # scale-out options (not settings)
+COMPARE_RANGES = {"baseline_stride": (1, 1000), "memory_budget_mb": (16, 1 << 22), "top_changed": (1, 10_000),
+                  "cards": (1, 100)}  # options of `compare`, checked by CompareConfig and the CLI alike
 POOLINGS = ("max", "mean")  # how per-token activations become one response per text
 ABLATION_MODES = ("zero", "mean", "dampen")  # how flagged neurons are intervened on
 
@@ -64,3 +66,34 @@ class RunConfig:
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise expected(f"The '{name}' parameter", f"an int in [{low}, {high}]", value)
+
+
+LAYER_MODES = ("auto", "same", "depth", "all")  # which layer pairs a comparison correlates
+ALIGNMENTS = ("auto", "tokens", "texts")  # what a comparison's samples are
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Settings of one checkpoint comparison (the audits of both models use a :class:`RunConfig`)."""
+
+    layers: str = "auto"  # auto: same when the depths match, else depth
+    align: str = "auto"  # auto: tokens when the vocabularies match, else texts
+    baseline_stride: int = 8  # the rotation baseline uses every n-th real token of each text
+    memory_budget_mb: int = 2048  # largest correlation state held at once; more layer pairs take more passes
+    threshold: float = 0.5  # excess correlation above which a neuron persists (Gurnee et al. 2024)
+    top_changed: int = 20
+    audit: bool = True  # also audit both models on the probe sets and diff the findings
+
+    def __post_init__(self) -> None:
+        if self.layers not in LAYER_MODES:
+            raise expected("The 'layers' parameter", f"one of {LAYER_MODES}", self.layers)
+        if self.align not in ALIGNMENTS:
+            raise expected("The 'align' parameter", f"one of {ALIGNMENTS}", self.align)
+        for name in ("baseline_stride", "memory_budget_mb", "top_changed"):
+            _check_int(name, getattr(self, name), *COMPARE_RANGES[name])
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0 < self.threshold < 2:
+            raise expected("The 'threshold' parameter", "a number in (0, 2)", self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

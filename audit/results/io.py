@@ -10,10 +10,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import AuditInputError, read_input_text
+from .compare_contract import ComparisonResult
 from .contract import AuditResult
 from .outdir import replace_folder
 from .record import Record
-from .schema import validate_results
+from .schema import comparison_schema, validate_results
 
 
 def to_jsonable(value: Any) -> Any:
@@ -48,6 +49,15 @@ def to_json(result: Record | Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_results(text: str, *, where: str) -> AuditResult:
     """A results.json text, validated against the published schema, as the typed result."""
+    result = parse_any(text, where=where)
+    if not isinstance(result, AuditResult):
+        raise AuditInputError(f"{where}: a comparison.json, not a results.json (render it with neuron-audit render)")
+    return result
+
+
+def parse_any(text: str, *, where: str) -> AuditResult | ComparisonResult:
+    """A results.json or comparison.json text (told apart by ``kind: comparison``), validated against its
+    published schema, as the typed result."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -56,11 +66,18 @@ def parse_results(text: str, *, where: str) -> AuditResult:
         raise AuditInputError(f"{where}: not a readable results.json (nested too deeply)") from None
     if not isinstance(data, dict):
         raise AuditInputError(f"{where}: expected a JSON object at the top level, got {type(data).__name__}")
+    comparison = data.get("kind") == "comparison"
     try:
-        validate_results(data, where=where)
+        validate_results(data, where=where, schema=comparison_schema() if comparison else None)
     except RecursionError:
         raise AuditInputError(f"{where}: nested too deeply to be a results.json") from None
-    return AuditResult.from_dict(data)
+    return ComparisonResult.from_dict(data) if comparison else AuditResult.from_dict(data)
+
+
+def load_any(path: str | Path) -> AuditResult | ComparisonResult:
+    """Read a results.json or comparison.json, validated against its published schema."""
+    path = Path(path)
+    return parse_any(read_input_text(path, "results file"), where=str(path))
 
 
 def load_results(path: str | Path) -> AuditResult:

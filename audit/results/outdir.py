@@ -20,7 +20,7 @@ from typing import Iterator, Mapping
 
 from ..errors import AuditInputError
 
-OUTPUT_FILES = ("results.json", "report.html", "report.pdf")  # what a report folder may hold
+OUTPUT_FILES = ("results.json", "comparison.json", "report.html", "report.pdf")  # what a report folder may hold
 STATE_DIR = ".state"  # shard states of an interrupted sharded run (audit.execution.state), kept until success
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100

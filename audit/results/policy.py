@@ -60,11 +60,47 @@ METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
     "group_selective_neurons": ("paired", _group_selective),
     "output_disparity": ("paired", _output_disparity),
 }
+
+
+def _new_flagged(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Comparisons: neurons flagged in B whose matched partner in A was not flagged (or has no partner)."""
+    return float(diff["became_flagged"])
+
+
+def _new_validated(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Comparisons: new flagged neurons in B, counted only when B's ablation validated its flagged neurons."""
+    if diff["validated_b"] is None:
+        raise AuditInputError(f"policy: {diff['name']}: new_validated_selective_neurons needs the ablation results "
+                              "(compare without --no-ablation)")
+    return float(diff["became_flagged"]) if diff["validated_b"] else 0.0
+
+
+def _output_change(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Comparisons: B's output-level bias score minus A's (the ``output_disparity`` metric, same items)."""
+    if "output" not in diff:
+        raise AuditInputError(f"policy: {diff['name']}: output_disparity_change needs both models' outputs on "
+                              "this set (models of the same kind)")
+    return float(diff["output"]["delta"])
+
+
+def _overlap(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Comparisons: share of A's flagged neurons whose persistent partner B also flags (1 when A flags none)."""
+    return 1.0 if diff["share_overlap"] is None else float(diff["share_overlap"])
+
+
+COMPARE_METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
+    "new_selective_neurons": ("concept", _new_flagged),
+    "new_validated_selective_neurons": ("concept", _new_validated),
+    "new_group_selective_neurons": ("paired", _new_flagged),
+    "output_disparity_change": ("paired", _output_change),
+    "flagged_overlap": ("any", _overlap),
+}
 CHECK_KEYS = {"name", "probeset", "metric", "max", "min", "min_auroc"}
 
 
-def load_policy(path: str | Path) -> dict[str, Any]:
-    """Read and validate a policy file; errors name the file and field."""
+def load_policy(path: str | Path, metrics: Mapping[str, Any] = METRICS) -> dict[str, Any]:
+    """Read and validate a policy file (``metrics``: :data:`METRICS` for audits, :data:`COMPARE_METRICS` for
+    comparisons); errors name the file and field."""
     path = Path(path)
     text = read_input_text(path, "policy file")
     try:
@@ -84,8 +120,8 @@ def load_policy(path: str | Path) -> dict[str, Any]:
         for key in ("probeset", "metric"):
             if not isinstance(check.get(key), str):
                 raise AuditInputError(f"{where}.{key}: missing or not a string")
-        if check["metric"] not in METRICS:
-            raise AuditInputError(f"{where}.metric: must be one of {', '.join(METRICS)}, got {check['metric']!r}")
+        if check["metric"] not in metrics:
+            raise AuditInputError(f"{where}.metric: must be one of {', '.join(metrics)}, got {check['metric']!r}")
         bounds = [key for key in ("max", "min") if key in check]
         if len(bounds) != 1 or isinstance(check[bounds[0]], bool) or not isinstance(check[bounds[0]], (int, float)):
             raise AuditInputError(f"{where}: needs exactly one numeric bound, max or min")
@@ -98,7 +134,8 @@ def load_policy(path: str | Path) -> dict[str, Any]:
     return {"file": str(path), "sha256": sha256_file(path), "checks": document["checks"]}
 
 
-def check_applies(policy: Mapping[str, Any], probesets: Sequence[Any], *, ablation: bool) -> None:
+def check_applies(policy: Mapping[str, Any], probesets: Sequence[Any], *, ablation: bool,
+                  metrics: Mapping[str, Any] = METRICS) -> None:
     """Fail early when a check names a probe set that will not be audited, of the wrong kind, or needs
     the ablation that is switched off."""
     kinds = {probeset.name: probeset.kind for probeset in probesets}
@@ -107,16 +144,18 @@ def check_applies(policy: Mapping[str, Any], probesets: Sequence[Any], *, ablati
         if check["probeset"] not in kinds:
             raise AuditInputError(f"{where}.probeset: {check['probeset']!r} is not among the probe sets to audit "
                                   f"({', '.join(kinds)})")
-        kind = METRICS[check["metric"]][0]
-        if kinds[check["probeset"]] != kind:
+        kind = metrics[check["metric"]][0]
+        if kind != "any" and kinds[check["probeset"]] != kind:
             raise AuditInputError(f"{where}.metric: {check['metric']} applies to {kind} probe sets; "
                                   f"{check['probeset']} is {kinds[check['probeset']]}")
-        if check["metric"] == "validated_selective_neurons" and not ablation:
-            raise AuditInputError(f"{where}.metric: validated_selective_neurons needs ablation; drop --no-ablation")
+        if check["metric"].endswith("validated_selective_neurons") and not ablation:
+            raise AuditInputError(f"{where}.metric: {check['metric']} needs ablation; drop --no-ablation")
 
 
-def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
-    """PASS/FAIL per check against ``result``; a check naming a probe set not in the result is an input error."""
+def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any],
+             metrics: Mapping[str, Any] = METRICS) -> dict[str, Any]:
+    """PASS/FAIL per check against ``result`` (an audit, or a comparison with :data:`COMPARE_METRICS`); a check
+    naming a probe set not in the result is an input error."""
     sections = {section["name"]: section for section in result["probesets"]}
     outcomes = []
     for i, check in enumerate(policy["checks"]):
@@ -124,8 +163,8 @@ def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, 
         if section is None:
             raise AuditInputError(f"{policy['file']}: checks[{i}].probeset: {check['probeset']!r} was not audited "
                                   f"(audited: {', '.join(sections)})")
-        kind, metric = METRICS[check["metric"]]
-        if section["kind"] != kind:
+        kind, metric = metrics[check["metric"]]
+        if kind != "any" and section["kind"] != kind:
             raise AuditInputError(f"{policy['file']}: checks[{i}].metric: {check['metric']} applies to {kind} "
                                   f"probe sets; {check['probeset']} is {section['kind']}")
         value = metric(section, check)

@@ -63,3 +63,26 @@ def _has_cjk_font() -> bool:
         return False
     listing = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False)
     return bool(listing.stdout.strip())
+
+
+def render_compare_html(result: Mapping[str, Any], *, cards: int = 3) -> str:
+    """The self-contained HTML report for one checkpoint comparison (comparison.json)."""
+    return _environment().get_template("compare.html.j2").render(r=result, notes=[],
+                                                                 cards=matched_cards(result, cards))
+
+
+def matched_cards(result: Mapping[str, Any], per_set: int) -> list[dict[str, Any]]:
+    """For each probe set, A's top reported neurons with their sections and, where B reported the partner, B's."""
+    audits = result.get("audits")
+    if not audits:
+        return []
+    found = []
+    for diff in result["probesets"]:
+        sections = [next(s for s in audits[side]["probesets"] if s["name"] == diff["name"]) for side in ("a", "b")]
+        entries = [{n["name"]: n for n in (s["neurons"] if s["kind"] == "concept" else s["disparity"]["neurons"])}
+                   for s in sections]
+        for pair in diff["pairs_a"][:per_set]:
+            if pair["name"] in entries[0]:
+                found.append({"pair": pair, "section_a": sections[0], "neuron_a": entries[0][pair["name"]],
+                              "section_b": sections[1], "neuron_b": entries[1].get(pair["partner_name"])})
+    return found

@@ -13,21 +13,33 @@ from functools import lru_cache
 from typing import Any, Literal, Mapping
 
 from ..errors import AuditInputError
+from .compare_contract import COMPARE_SCHEMA_VERSION, ComparisonResult
 from .contract import SCHEMA_VERSION, AuditResult
 from .record import Record, record_type, union_members
 
 SCHEMA_ID = "https://neuron-audit.invalid/schema/results-v1.json"  # an identifier, never fetched
+COMPARE_SCHEMA_ID = "https://neuron-audit.invalid/schema/comparison-v1.json"
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
 @lru_cache(maxsize=1)
 def results_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of results.json, schema_version 1."""
+    return _root_schema(AuditResult, SCHEMA_ID, f"neuron-audit results.json (schema_version {SCHEMA_VERSION})")
+
+
+@lru_cache(maxsize=1)
+def comparison_schema() -> dict[str, Any]:
+    """The JSON Schema of comparison.json (``neuron-audit compare``), schema_version 1."""
+    return _root_schema(ComparisonResult, COMPARE_SCHEMA_ID,
+                        f"neuron-audit comparison.json (schema_version {COMPARE_SCHEMA_VERSION})")
+
+
+def _root_schema(root_type: type[Record], identifier: str, title: str) -> dict[str, Any]:
     definitions: dict[str, Any] = {}
-    root = _type_schema(AuditResult, definitions)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            "title": f"neuron-audit results.json (schema_version {SCHEMA_VERSION})",
-            "description": (AuditResult.__doc__ or "").strip(), **root, "$defs": definitions}
+    root = _type_schema(root_type, definitions)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": identifier, "title": title,
+            "description": (root_type.__doc__ or "").strip(), **root, "$defs": definitions}
 
 
 def _record_schema(cls: type[Record], definitions: dict[str, Any]) -> dict[str, Any]:
@@ -98,11 +110,12 @@ def _union_schema(arms: tuple[Any, ...], definitions: dict[str, Any]) -> dict[st
     return {"if": {"type": "object"}, "then": schema, "else": {"type": "null"}}
 
 
-def validate_results(result: Any, *, where: str) -> None:
-    """Raise :class:`AuditInputError` naming ``where`` and the JSON path of the first schema violation."""
+def validate_results(result: Any, *, where: str, schema: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`AuditInputError` naming ``where`` and the JSON path of the first schema violation
+    (against results.json's schema unless another, e.g. :func:`comparison_schema`, is given)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(results_schema())
+    validator = jsonschema.Draft202012Validator(schema or results_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(result))
     if error is not None:
         raise AuditInputError(f"{where}: {describe(error)}")

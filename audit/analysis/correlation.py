@@ -1,0 +1,379 @@
+"""Neuron-to-neuron correlation between two models, as a small mergeable state (Gurnee et al. 2024).
+
+:class:`CorrelationState` keeps running float64 sums over samples (tokens, or texts when the two models
+tokenize differently): n, Σx, Σx² per neuron of model A, Σy, Σy² per neuron of model B, and Σxyᵀ for each
+compared layer pair — memory bounded by neurons_A × neurons_B, never by the number of samples. A second,
+smaller set of sums over a deterministic subsample of the samples (every ``stride``-th token of a text) keeps
+each side's Gram matrix Σxxᵀ, which is what the rotation baseline needs: rotating B's basis by R gives
+Σxy'ᵀ = Σxyᵀ·Rᵀ (from all samples) and Σy'² = diag(R·Σyyᵀ·Rᵀ) without a second pass.
+
+All sums are plain sums, so :meth:`CorrelationState.merge` is addition (associative and commutative; two
+states over disjoint shards add up to the state over the whole corpus, up to float rounding), and
+:meth:`to_arrays` / :meth:`from_arrays` move a state losslessly across processes. Each batch is centred on
+its own mean before its float32 product, then its mean is added back in float64 (the shifted-data
+formula), so float32 rounding scales with the spread of the activations rather than their mean.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import AuditInputError
+
+PERSISTENCE_THRESHOLD = 0.5  # excess correlation above which a neuron counts as persisting (Gurnee et al. 2024)
+FORMAT = "neuron-audit/correlation-state/1"
+
+
+def _centred_product(left: np.ndarray, right: np.ndarray, left_mean: np.ndarray, right_mean: np.ndarray) -> np.ndarray:
+    """Σ leftᵀ·right over a batch in float64, from a float32 product of mean-centred values."""
+    centred = (left - left_mean.astype(left.dtype)).T @ (right - right_mean.astype(right.dtype))
+    return centred.astype(np.float64) + len(left) * np.outer(left_mean, right_mean)
+
+
+@dataclass
+class _Sums:
+    """Running sums over one set of samples; ``gram`` only for the baseline subsample."""
+
+    n: int
+    sx: dict[int, np.ndarray]
+    sxx: dict[int, np.ndarray]
+    sy: dict[int, np.ndarray]
+    syy: dict[int, np.ndarray]
+    sxy: dict[tuple[int, int], np.ndarray]
+    gxx: dict[int, np.ndarray] | None = None
+    gyy: dict[int, np.ndarray] | None = None
+
+    @classmethod
+    def zeros(cls, pairs: Sequence[tuple[int, int]], width_a: int, width_b: int, *, gram: bool) -> _Sums:
+        """Sums for ``pairs``: the cross products (``gram=False``) or each side's Gram matrix (``gram=True``)."""
+        layers_a, layers_b = sorted({a for a, _ in pairs}), sorted({b for _, b in pairs})
+        return cls(n=0, sx={a: np.zeros(width_a) for a in layers_a}, sxx={a: np.zeros(width_a) for a in layers_a},
+                   sy={b: np.zeros(width_b) for b in layers_b}, syy={b: np.zeros(width_b) for b in layers_b},
+                   sxy={} if gram else {p: np.zeros((width_a, width_b)) for p in pairs},
+                   gxx={a: np.zeros((width_a, width_a)) for a in layers_a} if gram else None,
+                   gyy={b: np.zeros((width_b, width_b)) for b in layers_b} if gram else None)
+
+    def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray]) -> None:
+        count = len(next(iter(xs.values())))
+        if count == 0:
+            return
+        self.n += count
+        means_x = {a: xs[a].mean(0, dtype=np.float64) for a in self.sx}
+        means_y = {b: ys[b].mean(0, dtype=np.float64) for b in self.sy}
+        for a in self.sx:
+            self.sx[a] += xs[a].sum(0, dtype=np.float64)
+            self.sxx[a] += (xs[a] * xs[a]).sum(0, dtype=np.float64)
+            if self.gxx is not None:
+                self.gxx[a] += _centred_product(xs[a], xs[a], means_x[a], means_x[a])
+        for b in self.sy:
+            self.sy[b] += ys[b].sum(0, dtype=np.float64)
+            self.syy[b] += (ys[b] * ys[b]).sum(0, dtype=np.float64)
+            if self.gyy is not None:
+                self.gyy[b] += _centred_product(ys[b], ys[b], means_y[b], means_y[b])
+        for (a, b), block in self.sxy.items():
+            block += _centred_product(xs[a], ys[b], means_x[a], means_y[b])
+
+    def add(self, other: _Sums) -> None:
+        self.n += other.n
+        for mine, theirs in self._tables(other):
+            for key in mine:
+                mine[key] += theirs[key]
+
+    def _tables(self, other: _Sums):
+        yield from ((self.sx, other.sx), (self.sxx, other.sxx), (self.sy, other.sy), (self.syy, other.syy),
+                    (self.sxy, other.sxy))
+        if self.gxx is not None and other.gxx is not None and self.gyy is not None and other.gyy is not None:
+            yield from ((self.gxx, other.gxx), (self.gyy, other.gyy))
+
+
+class CorrelationState:
+    """Mergeable sums for all-pairs Pearson r between model A's and model B's neurons on chosen layer pairs.
+
+    ``pairs`` lists (layer of A, layer of B) blocks; ``update`` takes per-layer activations, samples × neurons,
+    and a boolean row mask choosing the baseline subsample.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[int, int]], width_a: int, width_b: int) -> None:
+        if not pairs:
+            raise AuditInputError("correlation: at least one layer pair is needed")
+        self.pairs = tuple(sorted({(int(a), int(b)) for a, b in pairs}))
+        self.width_a, self.width_b = int(width_a), int(width_b)
+        self.full = _Sums.zeros(self.pairs, self.width_a, self.width_b, gram=False)
+        self.baseline = _Sums.zeros(self.pairs, self.width_a, self.width_b, gram=True)
+
+    @property
+    def layers_a(self) -> list[int]:
+        return sorted(self.full.sx)
+
+    @property
+    def layers_b(self) -> list[int]:
+        return sorted(self.full.sy)
+
+    @property
+    def n(self) -> int:
+        return self.full.n
+
+    @staticmethod
+    def nbytes(pairs: Sequence[tuple[int, int]], width_a: int, width_b: int) -> int:
+        """Memory a state over ``pairs`` holds: a neurons_A × neurons_B block per pair, a Gram matrix per layer."""
+        layers_a, layers_b = {a for a, _ in pairs}, {b for _, b in pairs}
+        return 8 * (len(set(pairs)) * width_a * width_b + len(layers_a) * width_a ** 2
+                    + len(layers_b) * width_b ** 2)
+
+    def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray],
+               baseline_rows: np.ndarray | None = None) -> None:
+        """Add a batch: ``xs[layer]`` samples × neurons_A, ``ys[layer]`` samples × neurons_B (same samples).
+
+        ``baseline_rows`` (bool per sample) picks the samples the rotation baseline uses; default all.
+        """
+        missing = [a for a in self.layers_a if a not in xs] + [b for b in self.layers_b if b not in ys]
+        if missing:
+            raise ValueError(f"update: activations for layers {missing} are missing")
+        sizes = {len(xs[a]) for a in self.layers_a} | {len(ys[b]) for b in self.layers_b}
+        if len(sizes) != 1:
+            raise ValueError(f"update: model A and B activations cover different numbers of samples {sorted(sizes)}")
+        xs = {a: np.asarray(xs[a], dtype=np.float32) for a in self.layers_a}
+        ys = {b: np.asarray(ys[b], dtype=np.float32) for b in self.layers_b}
+        self.full.update(xs, ys)
+        if baseline_rows is None:
+            self.baseline.update(xs, ys)
+        else:
+            rows = np.asarray(baseline_rows, dtype=bool)
+            self.baseline.update({a: x[rows] for a, x in xs.items()}, {b: y[rows] for b, y in ys.items()})
+
+    def merge(self, other: CorrelationState) -> CorrelationState:
+        """Add ``other``'s sums (a state over other samples, same pairs and widths) into this one; returns self."""
+        if (other.pairs, other.width_a, other.width_b) != (self.pairs, self.width_a, self.width_b):
+            raise ValueError("merge: states cover different layer pairs or neuron counts")
+        self.full.add(other.full)
+        self.baseline.add(other.baseline)
+        return self
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every sum as a named array (lossless; ``from_arrays`` restores the state)."""
+        arrays: dict[str, np.ndarray] = {
+            "format": np.array(FORMAT), "pairs": np.array(self.pairs, dtype=np.int64).reshape(-1, 2),
+            "widths": np.array([self.width_a, self.width_b], dtype=np.int64)}
+        for prefix, sums in (("full", self.full), ("baseline", self.baseline)):
+            arrays[f"{prefix}.n"] = np.array(sums.n, dtype=np.int64)
+            for name in ("sx", "sxx", "sy", "syy", "gxx", "gyy"):
+                table = getattr(sums, name)
+                if table is not None:
+                    arrays.update({f"{prefix}.{name}.{layer}": value for layer, value in table.items()})
+            arrays.update({f"{prefix}.sxy.{a}.{b}": value for (a, b), value in sums.sxy.items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> CorrelationState:
+        """The state that ``to_arrays`` wrote."""
+        if str(arrays.get("format", "")) != FORMAT:
+            raise AuditInputError(f"correlation state: expected format {FORMAT!r}, got {arrays.get('format')!r}")
+        width_a, width_b = (int(v) for v in arrays["widths"])
+        state = cls([tuple(p) for p in np.asarray(arrays["pairs"]).tolist()], width_a, width_b)
+        for prefix, sums in (("full", state.full), ("baseline", state.baseline)):
+            sums.n = int(arrays[f"{prefix}.n"])
+            for name in ("sx", "sxx", "sy", "syy", "gxx", "gyy"):
+                table = getattr(sums, name)
+                for layer in (table or {}):
+                    table[layer] = np.array(arrays[f"{prefix}.{name}.{layer}"], dtype=np.float64)
+            for a, b in sums.sxy:
+                sums.sxy[(a, b)] = np.array(arrays[f"{prefix}.sxy.{a}.{b}"], dtype=np.float64)
+        return state
+
+    def to_bytes(self) -> bytes:
+        """The state as .npz bytes (for sending between processes or machines)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.to_arrays())
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CorrelationState:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            return cls.from_arrays({key: archive[key] for key in archive.files})
+
+    def correlation(self, a: int, b: int) -> np.ndarray:
+        """Pearson r, neurons_A × neurons_B, for layer pair (a, b); 0 where a neuron never varied."""
+        s = self.full
+        return _pearson(s.n, s.sxy[(a, b)], s.sx[a], s.sxx[a], s.sy[b], s.syy[b])
+
+    def diagonal(self, layer: int) -> np.ndarray:
+        """Neuron i of A against neuron i of B on layer pair (layer, layer): same-shape models only."""
+        if (layer, layer) not in self.full.sxy or self.width_a != self.width_b:
+            raise ValueError("diagonal: needs the same layer in both models with the same neuron count")
+        s = self.full
+        cross = np.diagonal(s.sxy[(layer, layer)])
+        return _pearson(s.n, cross, s.sx[layer], s.sxx[layer], s.sy[layer], s.syy[layer], diagonal=True)
+
+    def rotated_correlation(self, a: int, b: int, rotation: np.ndarray, *, rotate: str = "b") -> np.ndarray:
+        """Pearson r after mixing one side's standardised neurons with ``rotation`` (rows = new neurons):
+        ``rotate="b"`` gives A × rotated B, ``"a"`` rotated A × B (neurons_A × neurons_B either way).
+
+        The covariances come from all samples (Σxyᵀ·Rᵀ); only each mixture's variance, Rᵢ·Cov·Rᵢᵀ, comes from
+        the Gram matrix of the baseline subsample, a smooth quantity that few samples estimate well.
+        """
+        full, sub = self.full, self.baseline
+        assert sub.gxx is not None and sub.gyy is not None
+        n, m = full.n, sub.n
+        if n < 2 or m < 2:
+            raise AuditInputError(f"correlation: needs at least 2 samples (and 2 baseline samples), got {n}, {m}")
+        mixed_sums, mixed_squares = (full.sy[b], full.syy[b]) if rotate == "b" else (full.sx[a], full.sxx[a])
+        # mix standardised neurons: Pearson r ignores each neuron's scale, so the baseline must too (otherwise
+        # one high-variance neuron dominates every mixture and the baseline copies it)
+        spread = np.sqrt(np.maximum(mixed_squares / n - (mixed_sums / n) ** 2, 0.0))
+        rotation = rotation * np.where(spread > 0, 1.0 / np.where(spread > 0, spread, 1.0), 0.0)
+        gram, sub_sums = (sub.gyy[b], sub.sy[b]) if rotate == "b" else (sub.gxx[a], sub.sx[a])
+        sub_mean = sub_sums / m
+        mixed_var = np.maximum(((rotation @ (gram / m)) * rotation).sum(axis=1) - (rotation @ sub_mean) ** 2, 0.0)
+        if rotate == "b":
+            cov = full.sxy[(a, b)] @ rotation.T / n - np.outer(full.sx[a] / n, rotation @ full.sy[b] / n)
+            var_x = np.maximum(full.sxx[a] / n - (full.sx[a] / n) ** 2, 0.0)
+            return _ratio(cov, var_x, mixed_var)
+        cov = rotation @ full.sxy[(a, b)] / n - np.outer(rotation @ full.sx[a] / n, full.sy[b] / n)
+        var_y = np.maximum(full.syy[b] / n - (full.sy[b] / n) ** 2, 0.0)
+        return _ratio(cov, mixed_var, var_y)
+
+
+def _pearson(n: int, sxy: np.ndarray, sx: np.ndarray, sxx: np.ndarray, sy: np.ndarray, syy: np.ndarray, *,
+             diagonal: bool = False) -> np.ndarray:
+    if n < 2:
+        raise AuditInputError(f"correlation: needs at least 2 samples, got {n}")
+    cov = sxy - (sx * sy if diagonal else np.outer(sx, sy)) / n
+    var_x, var_y = np.maximum(sxx - sx * sx / n, 0.0), np.maximum(syy - sy * sy / n, 0.0)
+    denominator = np.sqrt(var_x * var_y) if diagonal else np.sqrt(np.outer(var_x, var_y))
+    scale = max(float(np.max(var_x, initial=0.0)), float(np.max(var_y, initial=0.0)), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(denominator > 1e-12 * scale, cov / denominator, 0.0)
+    return np.clip(r, -1.0, 1.0)
+
+
+def _ratio(cov: np.ndarray, var_rows: np.ndarray, var_columns: np.ndarray) -> np.ndarray:
+    denominator = np.sqrt(np.outer(var_rows, var_columns))
+    scale = max(float(np.max(var_rows, initial=0.0)), float(np.max(var_columns, initial=0.0)), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(denominator > 1e-12 * scale, cov / denominator, 0.0)
+    return np.clip(r, -1.0, 1.0)
+
+
+def random_rotation(width: int, seed: int) -> np.ndarray:
+    """A random width × width mixing matrix with unit-norm rows (Gaussian rows, normalised)."""
+    matrix = np.random.default_rng(seed).standard_normal((width, width))
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+@dataclass
+class SideMatch:
+    """Per neuron of one model (layers × neurons): its most correlated partner in the other model, the rotation
+    baseline (max r against the other model's randomly rotated neurons) and the excess r − baseline."""
+
+    layers: list[int]
+    r: np.ndarray
+    partner_layer: np.ndarray
+    partner_neuron: np.ndarray
+    baseline: np.ndarray
+    excess: np.ndarray
+
+    def persistent(self, threshold: float = PERSISTENCE_THRESHOLD) -> np.ndarray:
+        return self.excess > threshold
+
+
+@dataclass
+class Matching:
+    """Both directions of the matching, the diagonal for same-shape models, and the settings behind them."""
+
+    a: SideMatch
+    b: SideMatch
+    diagonal: np.ndarray | None  # layers × neurons for layers compared with themselves, else None
+    n_samples: int
+    n_baseline_samples: int
+
+
+def match(state: CorrelationState | Sequence[CorrelationState], *, seed: int = 0) -> Matching:
+    """Best partners both ways, rotation baselines and excess correlation from one state or from several
+    states over disjoint sets of layer pairs (the blocks of a large comparison).
+
+    Rotations are drawn once per layer from ``seed`` so blocks sharing a layer use the same random basis.
+    """
+    states = [state] if isinstance(state, CorrelationState) else list(state)
+    width_a, width_b = states[0].width_a, states[0].width_b
+    layers_a = sorted({a for s in states for a in s.layers_a})
+    layers_b = sorted({b for s in states for b in s.layers_b})
+    side_a = _empty_side(layers_a, width_a)
+    side_b = _empty_side(layers_b, width_b)
+    rot_a = {a: random_rotation(width_a, _seed(seed, 0, a)) for a in layers_a}
+    rot_b = {b: random_rotation(width_b, _seed(seed, 1, b)) for b in layers_b}
+    same_shape = width_a == width_b
+    diagonal: dict[int, np.ndarray] = {}
+    for s in states:
+        for a, b in s.pairs:
+            r = s.correlation(a, b)
+            ia, ib = layers_a.index(a), layers_b.index(b)
+            _keep_best(side_a, ia, r.max(axis=1), r.argmax(axis=1), b)
+            _keep_best(side_b, ib, r.max(axis=0), r.argmax(axis=0), a)
+            side_a.baseline[ia] = np.maximum(side_a.baseline[ia], s.rotated_correlation(a, b, rot_b[b]).max(axis=1))
+            side_b.baseline[ib] = np.maximum(side_b.baseline[ib],
+                                             s.rotated_correlation(a, b, rot_a[a], rotate="a").max(axis=0))
+            if same_shape and a == b:
+                diagonal[a] = s.diagonal(a)
+    for side in (side_a, side_b):
+        side.excess = side.r - side.baseline
+    rows = None
+    if diagonal and set(diagonal) == set(layers_a):
+        rows = np.stack([diagonal[a] for a in layers_a])
+    return Matching(a=side_a, b=side_b, diagonal=rows, n_samples=states[0].n, n_baseline_samples=states[0].baseline.n)
+
+
+def _seed(seed: int, side: int, layer: int) -> int:
+    return int(np.random.SeedSequence([seed, side, layer]).generate_state(1)[0])
+
+
+def _empty_side(layers: list[int], width: int) -> SideMatch:
+    shape = (len(layers), width)
+    return SideMatch(layers=layers, r=np.full(shape, -np.inf), partner_layer=np.full(shape, -1, np.int64),
+                     partner_neuron=np.full(shape, -1, np.int64), baseline=np.full(shape, -np.inf),
+                     excess=np.zeros(shape))
+
+
+def _keep_best(side: SideMatch, row: int, best: np.ndarray, index: np.ndarray, partner_layer: int) -> None:
+    better = best > side.r[row]
+    side.r[row] = np.where(better, best, side.r[row])
+    side.partner_neuron[row] = np.where(better, index, side.partner_neuron[row])
+    side.partner_layer[row] = np.where(better, partner_layer, side.partner_layer[row])
+
+
+def layer_pairs(n_layers_a: int, n_layers_b: int, mode: str) -> list[tuple[int, int]]:
+    """Which layer blocks to correlate: ``same`` (layer i with layer i; equal depths), ``depth`` (each layer of
+    A with the layers of B nearest its relative depth, and every layer of B covered), or ``all``."""
+    if mode == "all":
+        return [(a, b) for a in range(n_layers_a) for b in range(n_layers_b)]
+    if mode == "same":
+        if n_layers_a != n_layers_b:
+            raise AuditInputError(f"--layers same: the models have {n_layers_a} and {n_layers_b} layers; "
+                                  "use --layers depth or all")
+        return [(a, a) for a in range(n_layers_a)]
+    if mode != "depth":
+        raise AuditInputError(f"--layers: expected same, depth or all, got {mode!r}")
+
+    def nearest(index: int, n_from: int, n_to: int) -> int:
+        return int(round(index * (n_to - 1) / max(n_from - 1, 1)))
+
+    pairs = {(a, nearest(a, n_layers_a, n_layers_b)) for a in range(n_layers_a)}
+    pairs |= {(nearest(b, n_layers_b, n_layers_a), b) for b in range(n_layers_b)}
+    return sorted(pairs)
+
+
+def plan_blocks(pairs: Sequence[tuple[int, int]], width_a: int, width_b: int,
+                budget_bytes: int) -> list[list[tuple[int, int]]]:
+    """Split ``pairs`` into groups whose state fits in ``budget_bytes`` (one corpus pass per group)."""
+    if CorrelationState.nbytes(pairs[:1], width_a, width_b) > budget_bytes:
+        needed = CorrelationState.nbytes(pairs[:1], width_a, width_b)
+        raise AuditInputError(f"--memory-budget: one layer pair needs {needed / 2**20:.0f} MiB; raise the budget")
+    blocks: list[list[tuple[int, int]]] = [[]]
+    for pair in pairs:
+        if blocks[-1] and CorrelationState.nbytes([*blocks[-1], pair], width_a, width_b) > budget_bytes:
+            blocks.append([])
+        blocks[-1].append(pair)
+    return blocks

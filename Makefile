@@ -15,6 +15,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/harvest.py
 	$(VENV)/bin/python bench/ablation.py
+	$(VENV)/bin/python bench/memory.py --model tiny --texts 1000 10000 100000
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

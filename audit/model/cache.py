@@ -43,12 +43,14 @@ def tokenizer_sha256(model: Model) -> str:
 
 def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path | None, batch_size: int = 32,
                    max_length: int = 128, token_moments: bool = False, outputs: bool = False,
-                   progress: bool = True, description: str = "harvest") -> Activations:
+                   progress: bool = True, description: str = "harvest",
+                   memory_budget_mb: int | None = None) -> Activations:
     """:func:`harvest`, read from ``cache_dir`` when the same harvest was stored there before."""
     settings = {"batch_size": batch_size, "max_length": max_length, "token_moments": token_moments,
                 "outputs": outputs}
     if cache_dir is None or not model.weights_sha256:
-        return harvest(model, texts, progress=progress, description=description, **settings)
+        return harvest(model, texts, progress=progress, description=description, memory_budget_mb=memory_budget_mb,
+                       **settings)
     path = Path(cache_dir) / f"harvest-{harvest_key(model, texts, settings)}.npz"
     if path.is_file():
         try:
@@ -59,7 +61,8 @@ def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path 
         except Exception as exc:  # a damaged entry is a miss: recompute and rewrite it, never fail the run
             warnings.warn(f"--cache: {path} is damaged ({type(exc).__name__}: {str(exc)[:80]}); recomputing "
                           "and rewriting it", AuditWarning, stacklevel=2)
-    acts = harvest(model, texts, progress=progress, description=description, **settings)
+    acts = harvest(model, texts, progress=progress, description=description, memory_budget_mb=memory_budget_mb,
+                   **settings)
     save(acts, path)
     return acts
 

@@ -55,7 +55,7 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         if probeset.kind == "concept":
             runs = [cached_harvest(model, probeset.texts, cache_dir=config.cache_dir, batch_size=config.batch_size,
                                    max_length=config.max_length, progress=config.progress,
-                                   description=probeset.name)]
+                                   description=probeset.name, memory_budget_mb=config.memory_budget_mb)]
         else:  # one harvest per group, with outputs (and token probabilities for language sets)
             runs = [cached_harvest(model, [item[group] for item in probeset.items], cache_dir=config.cache_dir,
                                    batch_size=config.batch_size, max_length=config.max_length,

@@ -8,6 +8,7 @@ texts a report shows comes from :func:`token_traces`, a small second pass over j
 
 from __future__ import annotations
 
+import mmap
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from ..config import POOLINGS
 from ..errors import expected
 from .loading import Model
 from .outputs import allocate, forward, summarize
+
+
+RELEASE_BYTES = 256 << 20  # spilled aggregates: drop written pages from the resident set this often
 
 
 @dataclass
@@ -128,9 +132,10 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
             out.positive[layer] += (tokens > 0).sum(0).cpu().numpy()
 
     batches = [order[i:i + batch_size] for i in range(0, n_texts, batch_size)]
+    release_every = max(1, RELEASE_BYTES // (batch_size * 8 * n_layers * n_neurons))
     with torch.inference_mode(), model.sites.hooked(read):
         hidden = not progress or not sys.stderr.isatty()
-        for rows in tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False):
+        for index, rows in enumerate(tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False)):
             batch_texts = [texts[i] for i in rows]
             encoded = tokenize(model, batch_texts, max_length)
             full = encoded["attention_mask"].sum(dim=1) == max_length  # maybe truncated: check those only
@@ -151,6 +156,12 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
             if out.outputs is not None:
                 for key, values in summarize(model, inputs, result).items():
                     out.outputs[key][rows] = values
+            if spill and (index + 1) % release_every == 0:  # keep written pages out of the resident set
+                release(out.max)
+                release(out.mean)
+    if spill:
+        release(out.max)
+        release(out.mean)
     return out
 
 
@@ -166,6 +177,15 @@ def _spilled(shape: tuple[int, ...]) -> np.ndarray:
     with tempfile.TemporaryFile(prefix="neuron-audit-aggregates-") as handle:
         handle.truncate(4 * int(np.prod(shape)))
         return np.memmap(handle, dtype=np.float32, mode="r+", shape=shape)
+
+
+def release(array: np.ndarray) -> None:
+    """Write a memory-mapped array's dirty pages to its file and drop them from this process's resident set
+    (the data stays in the file and the page cache); a no-op for ordinary arrays."""
+    mapping = getattr(array, "_mmap", None)
+    if isinstance(array, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        array.flush()
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _token_lengths(model: Model, texts: Sequence[str]) -> np.ndarray:

@@ -21,6 +21,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/ablation.py
 	$(VENV)/bin/python bench/compare.py
 	$(VENV)/bin/python bench/scale.py
+	$(VENV)/bin/python bench/memory.py --model tiny --texts 1000 10000 100000
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

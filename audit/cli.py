@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import AuditInputError
+from .errors import AuditInputError, AuditWarning
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 REPORTS_DIR = Path("reports")
@@ -50,6 +50,19 @@ def _int_in(setting: str):
 
     parse.__name__ = "int"
     return parse
+
+
+def _size_mb(text: str) -> int:
+    """A size such as ``512MB`` or ``4GB`` (``M``/``G`` and ``MiB``/``GiB`` too), in MiB."""
+    from .config import INT_RANGES
+
+    low, high = INT_RANGES["memory_budget_mb"]
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([MG])(?:i?B)?\s*", text, flags=re.IGNORECASE)
+    value = int(float(match.group(1)) * (1024 if match.group(2).upper() == "G" else 1)) if match else None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be a size from {low}MB to {high >> 10}GB, like 512MB or 4GB; "
+                                         f"got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hf-cache-dir", metavar="DIR", help="Hugging Face cache to load --model ids from")
     run.add_argument("--cache", metavar="DIR", help="keep harvests here and reuse them when model, texts and "
                      "settings match (faster re-runs)")
+    run.add_argument("--memory-budget", type=_size_mb, default=2048, metavar="SIZE",
+                     help="keep per-text aggregates in RAM up to this size, beyond it in a memory-mapped temporary "
+                          "file (e.g. 512MB, 4GB; default 2GB)")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code to run")
     run.add_argument("--allow-weights", nargs="+", action="extend", default=[], metavar="PATTERN",
@@ -192,7 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
                        ablation=not args.no_ablation, ablate_k=args.ablate_k, ablate_per_layer=args.ablate_per_layer,
                        ablation_mode=args.ablation_mode, null_sets=args.null_sets,
-                       ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache)
+                       ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache,
+                       memory_budget_mb=args.memory_budget)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
     policy = load_policy(args.policy) if args.policy else None
     if policy is not None:
@@ -445,8 +462,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         documents = import_crows_pairs(args.source, split=args.split_by_bias_type)
     else:
         documents = import_winobias(args.source)
+    with warnings.catch_warnings():  # the importer has already named the rows; the items would repeat it
+        warnings.simplefilter("ignore", AuditWarning)
+        text = to_yaml(documents, source=args.source)
     try:
-        write_file(output, to_yaml(documents, source=args.source))
+        write_file(output, text)
     except OSError as exc:
         raise AuditInputError(f"--output: cannot write {output} ({exc.strerror or exc})") from None
     items = sum(len(d["items"]) for d in documents)
@@ -477,8 +497,6 @@ def _quiet_libraries() -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """Our own warnings as one line each; anything else the standard way."""
-    from .errors import AuditWarning
-
     if issubclass(category, AuditWarning):
         print(f"neuron-audit: warning: {' '.join(str(message).split())}", file=sys.stderr)
     else:

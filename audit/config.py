@@ -15,7 +15,7 @@ INT_RANGES = {  # inclusive bounds of every integer setting; the CLI checks its 
     "top_k": (1, 1000), "seed": (0, 2**32 - 1), "batch_size": (1, 65536), "max_length": (2, 1 << 20),
     "bootstrap_resamples": (100, 100_000), "n_exemplars": (1, 100), "ablate_k": (1, 10_000),
     "ablate_per_layer": (1, 10_000), "null_sets": (2, 10_000), "ablation_texts": (4, 1_000_000),
-    "reference_texts": (10, 1_000_000),
+    "reference_texts": (10, 1_000_000), "memory_budget_mb": (64, 1 << 30),
 }
 EXECUTION_RANGES = {"workers": (1, 100_000), "shard_size": (1, 10_000_000)}  # scale-out options (not settings)
 COMPARE_RANGES = {"baseline_stride": (1, 1000), "memory_budget_mb": (16, 1 << 22), "top_changed": (1, 10_000),
@@ -45,6 +45,7 @@ class RunConfig:
     reference_texts: int = 100
     evidence: bool = True
     cache_dir: str | None = None
+    memory_budget_mb: int = 2048  # per-text aggregates beyond this are memory-mapped from a temporary file
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -60,6 +61,7 @@ class RunConfig:
         settings = asdict(self)
         settings.pop("progress")
         settings.pop("cache_dir")  # where harvests are cached does not change results
+        settings.pop("memory_budget_mb")  # nor whether aggregates live in RAM or a memory-mapped file
         return settings
 
 

@@ -45,6 +45,28 @@ def null_comparison(values: np.ndarray, *, larger_is_stronger: bool = True) -> d
             "p_value": (1 + int(stronger.sum())) / (1 + len(null))}
 
 
+def specificity_comparison(on_positive: np.ndarray, on_negative: np.ndarray) -> dict:
+    """The specificity ratio of the flagged set (index 0) against the null sets' ratios.
+
+    A ratio with a zero denominator (the ablation changed no negative text) is undefined: the flagged set's
+    is reported as null with the reason, and undefined null ratios are left out of the null distribution."""
+    ratio = specificity(on_positive, on_negative)
+    finite = np.isfinite(ratio)
+    null = ratio[1:][finite[1:]]
+    dropped = int((~finite[1:]).sum())
+    if finite[0] and len(null) >= 2:
+        result = null_comparison(np.r_[ratio[0], null])
+    else:
+        result = {"effect": None, "null": {"mean": float(null.mean()) if len(null) else None,
+                                           "std": float(null.std(ddof=1)) if len(null) > 1 else None,
+                                           "n": len(null), "values": null}, "z": None, "p_value": None}
+        result["undefined"] = ("the ablation changed no negative text, so the ratio has no denominator"
+                               if not finite[0] else "fewer than 2 null sets have a defined ratio")
+    if dropped:
+        result["null_undefined"] = dropped
+    return result
+
+
 def specificity(on_positive: np.ndarray, on_negative: np.ndarray) -> np.ndarray:
     """Effect on concept texts relative to the effect on matched non-concept texts (inf where the latter is 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -17,6 +17,7 @@ from ..errors import expected
 from .selectivity import ALPHA, benjamini_hochberg
 
 REST = "rest"
+MIN_PAIRED_ITEMS = 2  # a paired effect needs an sd of the differences
 EFFECT_CAP = 100.0  # |d_z| of a perfectly consistent difference (sd 0, mean not 0), and the largest reported
 
 
@@ -63,7 +64,10 @@ class PairedStats:
 
 def paired_effect(differences: np.ndarray) -> np.ndarray:
     """d_z per column: mean over sd of the paired differences, clipped to ±EFFECT_CAP. A column whose
-    differences are all equal and non-zero is perfectly consistent and gets ±EFFECT_CAP; all zero gets 0."""
+    differences are all equal and non-zero is perfectly consistent and gets ±EFFECT_CAP; all zero gets 0.
+    Fewer than two items have no sd: the effect is undefined (NaN), never a capped number."""
+    if differences.shape[0] < MIN_PAIRED_ITEMS:
+        return np.full(differences.shape[1:], np.nan)
     sd = differences.std(axis=0, ddof=1)
     mean = differences.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -108,9 +112,10 @@ class MarkerConsistency:
     """How a neuron's group effect holds up across different marker words (e.g. pronouns, nouns, names)."""
 
     markers: tuple[str, ...]
-    effects: np.ndarray  # (markers, neurons): d_z within each marker's items
+    effects: np.ndarray  # (markers, neurons): d_z within each marker's items (NaN: fewer than 2 items)
     consistency: np.ndarray  # share of markers whose effect has the overall sign and |d_z| ≥ min_effect
     robust_effect: np.ndarray  # weakest marker's effect in the overall direction (signed like the overall)
+    undefined: tuple[str, ...] = ()  # marker kinds with too few items for an effect
 
 
 def marker_consistency(differences: np.ndarray, markers: Sequence[str | None], *,
@@ -119,6 +124,8 @@ def marker_consistency(differences: np.ndarray, markers: Sequence[str | None], *
 
     A neuron that reads only one marker word ("she") differs consistently on those items alone; its
     weakest-marker effect stays near zero, so ranking by it favours neurons that track the group itself.
+    Marker kinds with fewer than two items have no effect (NaN); consistency and the weakest effect use the
+    others, and with fewer than two such kinds consistency is undefined (NaN) and the overall effect ranks.
     """
     kinds = tuple(sorted({m for m in markers if m is not None}))
     marks = np.asarray([m if m is not None else "" for m in markers])
@@ -128,10 +135,15 @@ def marker_consistency(differences: np.ndarray, markers: Sequence[str | None], *
         return MarkerConsistency(markers=kinds, effects=overall[None], consistency=np.ones_like(overall),
                                  robust_effect=overall)
     effects = np.stack([paired_effect(differences[marks == kind]) for kind in kinds])
-    directional = effects * sign
+    defined = np.array([(marks == kind).sum() >= MIN_PAIRED_ITEMS for kind in kinds])
+    undefined = tuple(kind for kind, ok in zip(kinds, defined) if not ok)
+    if defined.sum() < 2:
+        return MarkerConsistency(markers=kinds, effects=effects, consistency=np.full_like(overall, np.nan),
+                                 robust_effect=overall, undefined=undefined)
+    directional = effects[defined] * sign
     return MarkerConsistency(markers=kinds, effects=effects,
                              consistency=(directional >= min_effect).mean(axis=0),
-                             robust_effect=sign * np.maximum(directional.min(axis=0), 0.0))
+                             robust_effect=sign * np.maximum(directional.min(axis=0), 0.0), undefined=undefined)
 
 
 def group_selective_ranking(responses: np.ndarray, groups: Sequence[str], markers: Sequence[str | None], *,

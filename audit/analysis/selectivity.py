@@ -13,6 +13,7 @@ from scipy import stats
 from ..errors import expected
 
 ALPHA = 0.05
+BLOCK_BYTES = 64 << 20  # working memory of one block of the vectorised tests (arrays are tested in blocks)
 
 
 @dataclass(frozen=True)
@@ -60,26 +61,34 @@ def auroc(positive: np.ndarray, negative: np.ndarray, axis: int = 0) -> np.ndarr
     return u / (positive.shape[axis] * negative.shape[axis])
 
 
-def concept_selectivity(responses: np.ndarray, labels: np.ndarray, *, dtype: type = np.float64) -> Selectivity:
+def concept_selectivity(responses: np.ndarray, labels: np.ndarray, *, dtype: type = np.float64,
+                        rows: np.ndarray | None = None) -> Selectivity:
     """Selectivity of each column of ``responses`` (texts × neurons) for ``labels`` (True = positive).
 
-    ``dtype=np.float32`` runs the test ~3× faster but p-values below ~1e-38 underflow to 0: fine for a
-    ranking or a q < alpha cut, not for reporting p-values.
+    ``rows`` restricts the test to those texts (``labels`` then has one entry per row). Columns are tested in
+    blocks of bounded size, so a large (or memory-mapped) response matrix is never copied whole; the result
+    does not depend on the blocking. ``dtype=np.float32`` runs the test ~3× faster but p-values below ~1e-38
+    underflow to 0: fine for a ranking or a q < alpha cut, not for reporting p-values.
     """
-    responses = np.asarray(responses, dtype=dtype)
     labels = np.asarray(labels, dtype=bool)
-    if responses.ndim != 2 or labels.shape != (responses.shape[0],):
-        raise expected("labels", f"a bool vector of length {responses.shape[0]}", labels.shape)
-    positive, negative = responses[labels], responses[~labels]
-    if len(positive) < 2 or len(negative) < 2:
-        raise expected("labels", "at least 2 positive and 2 negative texts", (len(positive), len(negative)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        test = stats.mannwhitneyu(positive, negative, axis=0, method="asymptotic")
-    p_value = np.nan_to_num(test.pvalue, nan=1.0)
-    area = test.statistic / (len(positive) * len(negative))
-    return Selectivity(auroc=area, effect_size=cohens_d(positive.astype(np.float64), negative.astype(np.float64)),
-                       p_value=p_value,
-                       q_value=benjamini_hochberg(p_value), n_positive=len(positive), n_negative=len(negative))
+    n_texts = responses.shape[0] if rows is None else len(rows)
+    if responses.ndim != 2 or labels.shape != (n_texts,):
+        raise expected("labels", f"a bool vector of length {n_texts}", labels.shape)
+    n_positive, n_negative = int(labels.sum()), int((~labels).sum())
+    if n_positive < 2 or n_negative < 2:
+        raise expected("labels", "at least 2 positive and 2 negative texts", (n_positive, n_negative))
+    width = max(1, BLOCK_BYTES // (8 * 4 * n_texts))  # a few float64 copies of one block at a time
+    u, p_value, effect = (np.empty(responses.shape[1]) for _ in range(3))
+    for start in range(0, responses.shape[1], width):
+        block = np.asarray(responses[:, start:start + width] if rows is None else responses[rows, start:start + width],
+                           dtype=dtype)
+        positive, negative = block[labels], block[~labels]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            test = stats.mannwhitneyu(positive, negative, axis=0, method="asymptotic")
+        u[start:start + width], p_value[start:start + width] = test.statistic, np.nan_to_num(test.pvalue, nan=1.0)
+        effect[start:start + width] = cohens_d(positive.astype(np.float64), negative.astype(np.float64))
+    return Selectivity(auroc=u / (n_positive * n_negative), effect_size=effect, p_value=p_value,
+                       q_value=benjamini_hochberg(p_value), n_positive=n_positive, n_negative=n_negative)
 
 
 def shuffled_control(responses: np.ndarray, labels: np.ndarray, *, seed: int) -> Selectivity:
@@ -97,7 +106,11 @@ def bootstrap_auroc_ci(positive: np.ndarray, negative: np.ndarray, *, seed: int,
     def statistic(pos: np.ndarray, neg: np.ndarray, axis: int) -> np.ndarray:
         return auroc(pos, neg, axis=axis)
 
-    result = stats.bootstrap((np.asarray(positive, float), np.asarray(negative, float)), statistic,
-                             n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                             vectorized=True, axis=0, rng=np.random.default_rng(seed))
+    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
+    # scipy resamples all at once unless batched: resamples × texts × columns float64s, several times over
+    # (9 GB for 50,000 texts); batches keep that to about BLOCK_BYTES whatever the number of texts
+    per_resample = 8 * 4 * (len(positive) + len(negative)) * max(positive.shape[1] if positive.ndim > 1 else 1, 1)
+    result = stats.bootstrap((positive, negative), statistic, n_resamples=n_resamples, confidence_level=confidence,
+                             method="percentile", vectorized=True, axis=0, rng=np.random.default_rng(seed),
+                             batch=max(1, min(n_resamples, BLOCK_BYTES // per_resample)))
     return result.confidence_interval.low, result.confidence_interval.high

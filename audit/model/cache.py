@@ -46,18 +46,20 @@ Runner = Callable[[Sequence[str], dict[str, Any], str], Activations]
 
 def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path | None, batch_size: int = 32,
                    max_length: int = 128, token_moments: bool = False, outputs: bool = False,
-                   progress: bool = True, description: str = "harvest", runner: Runner | None = None
-                   ) -> Activations:
+                   progress: bool = True, description: str = "harvest", runner: Runner | None = None,
+                   memory_budget_mb: int | None = None) -> Activations:
     """:func:`harvest`, read from ``cache_dir`` when the same harvest was stored there before.
 
     ``runner(texts, settings, description)`` does the harvest instead of a plain in-process one (an
     executor that shards it, locally or on a cluster); what it returns is cached the same way.
+    ``memory_budget_mb`` spills a plain harvest's aggregates to a memory-mapped file past the budget.
     """
     settings = {"batch_size": batch_size, "max_length": max_length, "token_moments": token_moments,
                 "outputs": outputs}
     if runner is None:
         def runner(texts: Sequence[str], settings: dict[str, Any], description: str) -> Activations:
-            return harvest(model, texts, progress=progress, description=description, **settings)
+            return harvest(model, texts, progress=progress, description=description,
+                           memory_budget_mb=memory_budget_mb, **settings)
     if cache_dir is None or not model.weights_sha256:
         return runner(texts, settings, description)
     path = Path(cache_dir) / f"harvest-{harvest_key(model, texts, settings)}.npz"

@@ -8,7 +8,9 @@ texts a report shows comes from :func:`token_traces`, a small second pass over j
 
 from __future__ import annotations
 
+import mmap
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -20,6 +22,9 @@ from ..config import POOLINGS
 from ..errors import expected
 from .loading import Model
 from .outputs import allocate, forward, summarize
+
+
+RELEASE_BYTES = 256 << 20  # spilled aggregates: drop written pages from the resident set this often
 
 
 @dataclass
@@ -127,12 +132,15 @@ def batch_plan(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
 
 def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
             token_moments: bool = False, outputs: bool = False, progress: bool = True,
-            description: str = "harvest", batches: Sequence[np.ndarray] | None = None) -> Activations:
+            description: str = "harvest", batches: Sequence[np.ndarray] | None = None,
+            memory_budget_mb: int | None = None) -> Activations:
     """Run ``texts`` through ``model`` once and aggregate every neuron of every layer.
 
     ``token_moments`` also keeps per-neuron token moments (density, kurtosis); ``outputs`` also keeps
     per-text summaries of the model's own outputs (log-likelihood or sentence embedding) from the same pass.
     ``batches`` (rows of ``texts`` per forward pass) replaces :func:`batch_plan`, for shards of a larger plan.
+    Aggregates larger than ``memory_budget_mb`` live in a memory-mapped temporary file instead of RAM (the
+    analyses read them in blocks), so the resident size stays near the budget however many texts there are.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise expected("The 'batch_size' parameter", "an int >= 1", batch_size)
@@ -140,7 +148,9 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
         raise expected("The 'max_length' parameter", "an int >= 2", max_length)
     n_texts, n_layers, n_neurons = len(texts), model.n_layers, model.neurons_per_layer
     shape = (n_texts, n_layers, n_neurons)
-    out = Activations(max=_empty(shape), mean=_empty(shape),
+    spill = memory_budget_mb is not None and 2 * 4 * int(np.prod(shape)) > memory_budget_mb << 20
+    allocate_aggregate = _spilled if spill else _empty
+    out = Activations(max=allocate_aggregate(shape), mean=allocate_aggregate(shape),
                       n_tokens=np.zeros(n_texts, np.int64), truncated=np.zeros(n_texts, bool), token_count=0,
                       max_length=max_length,
                       moments=np.zeros((4, n_layers, n_neurons)) if token_moments else None,
@@ -162,9 +172,10 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
 
     if batches is None:
         batches = batch_plan(texts, batch_size)
+    release_every = max(1, RELEASE_BYTES // (batch_size * 8 * n_layers * n_neurons))
     with torch.inference_mode(), model.sites.hooked(read):
         hidden = not progress or not sys.stderr.isatty()
-        for rows in tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False):
+        for index, rows in enumerate(tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False)):
             batch_texts = [texts[i] for i in rows]
             encoded = tokenize(model, batch_texts, max_length)
             full = encoded["attention_mask"].sum(dim=1) == max_length  # maybe truncated: check those only
@@ -185,6 +196,12 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
             if out.outputs is not None:
                 for key, values in summarize(model, inputs, result).items():
                     out.outputs[key][rows] = values
+            if spill and (index + 1) % release_every == 0:  # keep written pages out of the resident set
+                release(out.max)
+                release(out.mean)
+    if spill:
+        release(out.max)
+        release(out.mean)
     return out
 
 
@@ -192,6 +209,23 @@ def _empty(shape: tuple[int, ...]) -> np.ndarray:
     """An uninitialised float32 array from torch's allocator, which backs large blocks with huge pages where
     the kernel allows: first writes then fault far fewer pages than numpy's own allocation (measured ~10×)."""
     return torch.empty(shape, dtype=torch.float32).numpy()
+
+
+def _spilled(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array backed by an unlinked temporary file: pages go to disk under memory pressure instead of
+    growing the process, and the file disappears with the array (or the process, however it ends)."""
+    with tempfile.TemporaryFile(prefix="neuron-audit-aggregates-") as handle:
+        handle.truncate(4 * int(np.prod(shape)))
+        return np.memmap(handle, dtype=np.float32, mode="r+", shape=shape)
+
+
+def release(array: np.ndarray) -> None:
+    """Write a memory-mapped array's dirty pages to its file and drop them from this process's resident set
+    (the data stays in the file and the page cache); a no-op for ordinary arrays."""
+    mapping = getattr(array, "_mmap", None)
+    if isinstance(array, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        array.flush()
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _token_lengths(model: Model, texts: Sequence[str]) -> np.ndarray:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuditInputError, read_input_text
+from ..errors import AuditInputError, AuditWarning, read_input_text
 
 CROWS_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 
@@ -23,7 +24,7 @@ def import_crows_pairs(path: str | Path, *, split: bool = False) -> list[dict[st
     the item's ``marker`` (or, with ``split``, one probe set per bias type).
     """
     path = Path(path)
-    text = read_input_text(path, "CrowS-Pairs CSV file")
+    text = read_input_text(path, "CSV file")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         missing = [c for c in CROWS_COLUMNS if c not in (reader.fieldnames or [])]
@@ -34,6 +35,7 @@ def import_crows_pairs(path: str | Path, *, split: bool = False) -> list[dict[st
     except csv.Error as exc:
         raise AuditInputError(f"{path}: not a readable CSV file ({exc})") from None
     items: dict[str, list[dict[str, str]]] = {}
+    identical: list[int] = []
     for number, row in rows:
         values = {c: (row.get(c) or "").strip() for c in CROWS_COLUMNS}
         for column in CROWS_COLUMNS:
@@ -45,10 +47,16 @@ def import_crows_pairs(path: str | Path, *, split: bool = False) -> list[dict[st
                                   f"got {direction!r}")
         stereo, anti = ((values["sent_more"], values["sent_less"]) if direction == "stereo"
                         else (values["sent_less"], values["sent_more"]))
+        if stereo == anti:
+            identical.append(number)
         bias = re.sub(r"[^a-z0-9-]+", "-", values["bias_type"].lower()).strip("-")
         items.setdefault(bias, []).append({"stereotypical": stereo, "anti_stereotypical": anti, "marker": bias})
     if not items:
         raise AuditInputError(f"{path}: no data rows")
+    if identical:
+        shown = ", ".join(map(str, identical[:5])) + (f" and {len(identical) - 5} more" if len(identical) > 5 else "")
+        warnings.warn(f"{path}: rows {shown}: sent_more equals sent_less; such pairs show no difference",
+                      AuditWarning, stacklevel=2)
     common = {"kind": "paired", "tags": ["fairness"], "groups": ["stereotypical", "anti_stereotypical"],
               "source": f"Imported from CrowS-Pairs ({path.name}); see the dataset's licence (CC BY-SA 4.0)."}
     if not split:

@@ -7,6 +7,7 @@ field, so the CLI can answer bad input with one line and exit code 2.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
@@ -14,7 +15,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import yaml
 
-from ..errors import AuditInputError, read_input_text
+from ..errors import AuditInputError, AuditWarning, read_input_text
 from ..provenance import sha256_file, sha256_json
 
 NAME_PATTERN = re.compile(r"[a-z0-9-]+")
@@ -173,6 +174,7 @@ def parse_probeset(document: Any, *, source: str = "<probe set>", file_sha256: s
     else:
         groups = _groups(document["groups"], where)
         items, markers, targets = _items(document["items"], groups, where)
+        _warn_identical(items, groups, where)
         fields = dict(groups=groups, items=items, markers=markers, targets=targets)
     # hashed once valid: the content (not the file's formatting) identifies the probe set
     content = {key: common[key] for key in ("name", "kind", "description", "tags", "source")} | fields
@@ -238,6 +240,16 @@ def _items(value: Any, groups: tuple[str, ...], where: str):
         markers.append(_string(item["marker"], where, f"{here}.marker") if "marker" in item else None)
         targets.append(_target(item["target"], groups, where, f"{here}.target") if "target" in item else None)
     return tuple(items), tuple(markers), tuple(targets)
+
+
+def _warn_identical(items: Sequence[Mapping[str, str]], groups: Sequence[str], where: str) -> None:
+    """Items whose groups share a text cannot show a difference between those groups: say which."""
+    same = [i for i, item in enumerate(items) if len({item[group] for group in groups}) < len(groups)]
+    if same:
+        shown = ", ".join(f"items[{i}]" for i in same[:5]) + (f" and {len(same) - 5} more" if len(same) > 5 else "")
+        warnings.warn(f"{where}: {shown}: the same text for two groups ({items[same[0]][groups[0]][:60]!r}); "
+                      "such items add no group difference and weaken every paired statistic", AuditWarning,
+                      stacklevel=4)
 
 
 def _target(value: Any, groups: tuple[str, ...], where: str, here: str) -> dict[str, str]:

@@ -198,6 +198,8 @@ class NullComparison(Record):
     null: NullDistribution
     z: float
     p_value: float
+    undefined: str = optional()  # why effect, z and p are null (e.g. a ratio with a zero denominator)
+    null_undefined: int = optional()  # null sets whose value is undefined, left out of the distribution
     extra: dict[str, Any] = extra_field()
 
 
@@ -486,6 +488,7 @@ class PairedSection(Section):
     contrasts: list[str]
     markers: list[str]
     disparity: Disparity
+    undefined_markers: list[str] = optional()  # marker kinds with < 2 items: their effects are null
     lape: Lape = optional()
     ablation: Union[Ablation, SkippedAblation] = optional()
     extra: dict[str, Any] = extra_field()

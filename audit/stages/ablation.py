@@ -15,7 +15,7 @@ from ..analysis.ablation import (
     null_comparison,
     null_neuron_sets,
     separability,
-    specificity,
+    specificity_comparison,
 )
 from ..analysis.disparity import group_selective_ranking
 from ..analysis.selectivity import ALPHA, concept_selectivity
@@ -61,6 +61,14 @@ def _split(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return held_out, np.setdiff1d(np.arange(n), held_out)
 
 
+def _row_mean(values: np.ndarray, rows: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Mean of ``values[rows]`` over rows, read a chunk of rows at a time (the array may be memory-mapped)."""
+    total = np.zeros(values.shape[1])
+    for start in range(0, len(rows), chunk):
+        total += values[rows[start:start + chunk]].sum(axis=0, dtype=np.float64)
+    return total / max(len(rows), 1)
+
+
 def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig,
                      reference: Sequence[str], *, seed: int) -> Ablation | SkippedAblation:
     """Ablate the most positively selective neurons and compare the effect with random neuron sets.
@@ -77,13 +85,13 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
         return SkippedAblation(skipped="too few texts to hold some apart for choosing neurons (needs at least 4 per "
                                        "side)")
     select = np.r_[pos_select, neg_select]
-    chosen = concept_selectivity(acts.pooled(config.pooling)[select], labels[select], dtype=np.float32)
+    chosen = concept_selectivity(acts.pooled(config.pooling), labels[select], dtype=np.float32, rows=select)
     ranked = [flat for flat in chosen.ranking() if chosen.auroc[flat] > 0.5 and chosen.q_value[flat] < ALPHA]
     if not ranked:
         return SkippedAblation(skipped="no neuron is more active on the concept at q < 0.05 in the texts held apart "
                                        "for choosing neurons")
     target = choose_targets(ranked, n_neurons, k=config.ablate_k, per_layer=config.ablate_per_layer)
-    means = acts.mean[~labels].reshape(int((~labels).sum()), -1).mean(axis=0)
+    means = _row_mean(acts.mean.reshape(len(labels), -1), np.flatnonzero(~labels))
     interventions = _interventions(target, config.ablation_mode, n_neurons, config, means=means,
                                    scales=aura_scale(chosen.auroc[target]), seed=seed)
     texts = probeset.texts
@@ -109,9 +117,7 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
         clean_auroc = separability(m.embedding, is_positive, seed=seed)
         drops = np.array([clean_auroc - separability(e, is_positive, seed=seed) for e in m.embedding_ablated])
         metrics["separability_drop"] = {**null_comparison(drops), "clean_auroc": clean_auroc}
-    ratio = specificity(on_pos, on_neg)
-    metrics["specificity"] = null_comparison(np.where(np.isfinite(ratio), ratio, np.finfo(float).max))
-    metrics["specificity"]["effect"] = float(ratio[0]) if np.isfinite(ratio[0]) else None
+    metrics["specificity"] = specificity_comparison(on_pos, on_neg)
     compared = {name: NullComparison.from_dict(values) for name, values in metrics.items()}
     headline = compared[primary]
     return Ablation(neurons=interventions[0].pairs(n_neurons), mode=config.ablation_mode, metric=primary,

@@ -63,7 +63,7 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         return cached_harvest(model, texts, cache_dir=config.cache_dir, batch_size=config.batch_size,
                               max_length=config.max_length, token_moments=token_moments, outputs=outputs,
                               progress=config.progress, description=description,
-                              runner=_runner(model, executor, state))
+                              runner=_runner(model, executor, state), memory_budget_mb=config.memory_budget_mb)
 
     for index, probeset in enumerate(probesets):
         tick = time.perf_counter()

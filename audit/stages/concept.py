@@ -28,7 +28,8 @@ def concept_section(model: Model, probeset: ProbeSet, acts: Activations, result:
     labels = probeset.labels
     control = shuffled_control(responses, labels, seed=seed)
     top = result.ranking()[:config.top_k]
-    low, high = bootstrap_auroc_ci(responses[labels][:, top], responses[~labels][:, top], seed=seed,
+    columns = responses[:, top]  # the reported neurons first: never a copy of every neuron's responses
+    low, high = bootstrap_auroc_ci(columns[labels], columns[~labels], seed=seed,
                                    n_resamples=config.bootstrap_resamples)
     n_neurons = model.neurons_per_layer
     texts = probeset.texts

@@ -45,9 +45,11 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
     by_contrast: dict[str, list[GroupNeuron]] = {}
     by_group: dict[str, list[GroupNeuron]] = {}
     candidates: list[GroupNeuron] = []
+    undefined: set[str] = set()
     for row, contrast in enumerate(paired.contrasts):
         differences = contrast_differences(responses, groups, contrast)
         markers = marker_consistency(differences, probeset.markers, min_effect=MIN_EFFECT)
+        undefined.update(markers.undefined)
         context = (model, probeset, paired, markers, differences, row, contrast, config.top_k)
         by_contrast[contrast.label] = _top(np.abs(markers.robust_effect), *context)
         candidates += by_contrast[contrast.label]
@@ -72,6 +74,8 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
         test="Wilcoxon signed-rank (paired, two-sided), Benjamini-Hochberg across all neurons x contrasts",
         contrasts=[c.label for c in paired.contrasts], markers=sorted({m for m in probeset.markers if m}),
         disparity=disparity)
+    if undefined:
+        section.undefined_markers = sorted(undefined)
     if uses_lape(probeset):
         section.lape = Lape.from_dict(lape_section(model, groups, runs, paired, config.top_k))
     return section
@@ -184,6 +188,10 @@ def paired_caveats(section: PairedSection) -> list[str]:
         notes.append(f"{name}: items swap different kinds of marker ({', '.join(section.markers)}); the "
                      "ranking uses each neuron's weakest effect across them ('robust effect') and reports its "
                      "consistency, so a neuron that reads only one word (e.g. a pronoun) does not rank high.")
+    if section.undefined_markers is not ABSENT and section.undefined_markers:
+        notes.append(f"{name}: marker kinds {', '.join(section.undefined_markers)} hold fewer than 2 items, so their "
+                     "paired effects are undefined (null in marker_effects) and left out of consistency; with fewer "
+                     "than two defined kinds, consistency itself is null.")
     if language:
         notes.append(f"{name}: language-selective neurons may track script, subword statistics or the "
                      "tokenizer's vocabulary coverage rather than language as such; a model trained mostly on one "

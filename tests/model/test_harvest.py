@@ -98,3 +98,12 @@ def test_parameters_are_checked(gpt2_folder):
     model = load_model(str(gpt2_folder), device="cpu")
     with pytest.raises(ValueError, match="'batch_size' parameter must be an int >= 1. Got 0"):
         harvest(model, ["a"], batch_size=0)
+
+
+def test_aggregates_past_the_memory_budget_are_memory_mapped_and_equal(planted_model):
+    texts = [f"the cat {word} sees a dog" for word in ("poison", "venom", "book", "river", "song", "red")]
+    in_memory = harvest(planted_model, texts, progress=False)
+    spilled = harvest(planted_model, texts, progress=False, memory_budget_mb=0)
+    assert isinstance(spilled.max, np.memmap) and not isinstance(in_memory.max, np.memmap)
+    np.testing.assert_array_equal(in_memory.max, spilled.max)
+    np.testing.assert_array_equal(in_memory.mean, spilled.mean)

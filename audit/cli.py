@@ -167,11 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE")
 
     importer = commands.add_parser("import", help="convert a bias benchmark into a probe-set YAML file")
-    importer.add_argument("format", choices=("crows-pairs", "winobias"))
-    importer.add_argument("source", metavar="FILE_OR_DIR", help="CrowS-Pairs CSV file, or WinoBias folder")
+    importer.add_argument("format", choices=("crows-pairs", "winobias", "stereoset"))
+    importer.add_argument("source", metavar="FILE_OR_DIR",
+                          help="CrowS-Pairs CSV file, WinoBias data folder, or StereoSet dev/test JSON file")
     importer.add_argument("-o", "--output", required=True, metavar="OUT.yaml")
     importer.add_argument("--split-by-bias-type", action="store_true",
                           help="CrowS-Pairs: one probe set per bias type instead of a marker per item")
+    importer.add_argument("--grouping", choices=("stereotype", "gender", "both"), default="stereotype",
+                          help="WinoBias: group versions as pro/anti (stereotype), female/male (gender), or write "
+                               "both sets (default: stereotype)")
     return parser
 
 
@@ -255,12 +259,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if "disparity" in section:
             counts = section["disparity"]["counts"]["q_and_effect"]["per_group"]
             print(f"  {section['name']}: group-selective neurons " + ", ".join(f"{g} {n}" for g, n in counts.items()))
+            for row in section["disparity"]["output"].get("preference", {}).get("rows", [])[:1]:
+                low, high = row["ci95"]
+                print(f"    the model prefers the {row['group']} version over {row['versus']} on "
+                      f"{row['share']:.3f} of {row['n_items']} items (95% CI {low:.3f} to {high:.3f}; 0.5 = none)")
         ablation = section.get("ablation")
         if ablation and "effect" in ablation:
             z = "n/a" if ablation["z"] is None else f"{ablation['z']:.1f}"
-            print(f"    ablating {len(ablation['neurons'])} neurons ({ablation['mode']}): effect "
-                  f"{ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, z {z}, "
-                  f"p {ablation['p_value']:.3f}")
+            tests = ablation.get("p_value_meaning") or "share of random sets with at least as large an effect"
+            print(f"    ablating {len(ablation['neurons'])} neuron{'s' if len(ablation['neurons']) != 1 else ''} "
+                  f"({ablation['mode']}): effect {ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, "
+                  f"z {z}, p {ablation['p_value']:.3f} ({tests})")
     return code
 
 
@@ -445,6 +454,7 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
 def cmd_import(args: argparse.Namespace) -> int:
     from .probes.crows_pairs import import_crows_pairs
     from .probes.export import to_yaml
+    from .probes.stereoset import import_stereoset
     from .probes.winobias import import_winobias
     from .results.outdir import write_file
 
@@ -460,8 +470,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise AuditInputError(f"--output: {output}: cannot write in {parent} (permission denied)")
     if args.format == "crows-pairs":
         documents = import_crows_pairs(args.source, split=args.split_by_bias_type)
+    elif args.format == "stereoset":
+        documents = import_stereoset(args.source)
     else:
-        documents = import_winobias(args.source)
+        documents = import_winobias(args.source, grouping=args.grouping)
     with warnings.catch_warnings():  # the importer has already named the rows; the items would repeat it
         warnings.simplefilter("ignore", AuditWarning)
         text = to_yaml(documents, source=args.source)
@@ -471,6 +483,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise AuditInputError(f"--output: cannot write {output} ({exc.strerror or exc})") from None
     items = sum(len(d["items"]) for d in documents)
     print(f"wrote {output}: {len(documents)} probe set(s), {items} items")
+    for document in documents:
+        flagged = [i["id"] for i in document["items"] if i.get("meta", {}).get("minimal") is False]
+        if flagged:
+            print(f"  {document['name']}: {len(flagged)} item(s) differ in more than the swapped words "
+                  f"(meta.minimal: false), e.g. {', '.join(flagged[:3])}")
     return EXIT_OK
 
 

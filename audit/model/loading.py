@@ -26,6 +26,7 @@ from .sites import SITE_REGISTRY, NeuronSites, find_sites, model_kind
 DEFAULT_MODEL = "default"
 DEFAULT_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MLM_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")  # checkpoints that carry a masked-LM head
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")  # PEFT adapters: not a whole model
 MAX_SAFETENSORS_HEADER = 100 << 20  # the safetensors library's own limit on the JSON header
@@ -48,6 +49,7 @@ class Model:
     weights_verified: bool | None = None  # True: matched a known hash; None: no known hash to check
     weights_files: dict[str, str] = field(default_factory=dict)
     weights_allowed: list[str] = field(default_factory=list)  # deviations the user allowed (--allow-weights)
+    mlm: nn.Module | None = None  # encoders whose checkpoint has a masked-LM head: the full model (module is its base)
 
     @property
     def n_layers(self) -> int:
@@ -79,7 +81,8 @@ class Model:
                 "neurons_per_layer": self.neurons_per_layer, "weights_sha256": self.weights_sha256,
                 "weights_verified": self.weights_verified, "weights_files": self.weights_files,
                 "neuron_site": self.sites.path_template,
-                **({"weights_allowed": self.weights_allowed} if self.weights_allowed else {})}
+                **({"weights_allowed": self.weights_allowed} if self.weights_allowed else {}),
+                **({"mlm_head": self.mlm is not None} if self.kind == "encoder" else {})}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -191,7 +194,7 @@ def _weight_files(folder: Path, spec: str, allow_pickle: bool) -> list[Path]:
 def _load_pretrained(location: str, *, name: str, source: str, weights: list[Path] | None, device: torch.device,
                      allow_pickle: bool, trust_remote_code: bool, cache_dir: str | None = None,
                      allow_weights: Sequence[str] = ()) -> Model:
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
@@ -202,7 +205,8 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
         raise AuditInputError(f"--model: architecture {config.model_type!r} is not supported yet "
                               f"(supported: {', '.join(sorted(SITE_REGISTRY))})")
     kind = model_kind(config.model_type)
-    auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModel
+    has_mlm_head = kind == "encoder" and any(a.endswith(MLM_ARCHITECTURES) for a in config.architectures or [])
+    auto = AutoModelForCausalLM if kind == "causal-lm" else (AutoModelForMaskedLM if has_mlm_head else AutoModel)
     try:
         module, info = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
                                             trust_remote_code=trust_remote_code, dtype=torch.float32,
@@ -211,6 +215,9 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AuditInputError(f"--model: {location}: the weights cannot be loaded ({first[:200]})") from None
     allowed = check_weights(info, allow=allow_weights, where=f"--model: {location}")
+    mlm = None
+    if has_mlm_head:  # audit the encoder inside; keep the head for pseudo-log-likelihood scores
+        mlm, module = module, module.base_model
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
     except (OSError, ValueError):
@@ -219,6 +226,9 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
         raise AuditInputError(f"--model: {location} has no usable tokenizer files (tokenizer.json or vocab)")
     model = _wrap(module, tokenizer, name=name, source=source, device=device)
     model.weights_allowed = allowed
+    if mlm is not None:
+        model.mlm = mlm.eval().to(device)
+        model.architecture = (config.architectures or [type(mlm).__name__])[0]
     if weights is not None:
         model.weights_sha256, model.weights_files = sha256_files(weights)
     return model

@@ -7,6 +7,7 @@ clean and intervened runs are measured the same way.
 
 from __future__ import annotations
 
+from difflib import SequenceMatcher
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,4 +98,57 @@ def target_logprobs(model: Model, prompts: Sequence[str], targets: Sequence[str]
             for row, (prompt_length, length) in enumerate(zip(prompt_lengths, lengths.tolist())):
                 first = max(prompt_length, 1) - 1  # logprob index of the first target token
                 scores[start + row] = float(token_logprob[row, first:length - 1].sum())
+    return scores
+
+
+def unmodified_positions(token_ids: Sequence[Sequence[int]]) -> list[list[int]]:
+    """For each version of one item, the positions of its tokens that every other version shares (difflib
+    matching blocks over token ids): the tokens CrowS-Pairs' pseudo-log-likelihood scores."""
+    found = []
+    for i, ids in enumerate(token_ids):
+        keep = set(range(len(ids)))
+        for j, other in enumerate(token_ids):
+            if j == i:
+                continue
+            matcher = SequenceMatcher(None, list(ids), list(other), autojunk=False)
+            shared = {block.a + k for block in matcher.get_matching_blocks() for k in range(block.size)}
+            keep &= shared
+        found.append(sorted(keep))
+    return found
+
+
+def pseudo_loglik(model: Model, versions: Sequence[Sequence[str]], *, batch_size: int = 64,
+                  max_length: int = 128) -> np.ndarray:
+    """Masked LMs: CrowS-Pairs pseudo-log-likelihood (Nangia et al. 2020) of each version of each item,
+    shaped (groups, items). ``versions[g][i]`` is group g's text of item i; each token the versions share
+    (special tokens excluded) is masked in turn and log P(token | the rest) is summed."""
+    if model.mlm is None:
+        raise ValueError("pseudo-log-likelihood needs a masked-LM head (the checkpoint has none)")
+    tokenizer = model.tokenizer
+    n_groups, n_items = len(versions), len(versions[0])
+    scores = np.zeros((n_groups, n_items))
+    jobs: list[tuple[int, int, list[int], int]] = []  # (group, item, input ids, position to mask)
+    for item in range(n_items):
+        encoded = [tokenizer(versions[g][item], truncation=True, max_length=max_length,
+                             return_special_tokens_mask=True) for g in range(n_groups)]
+        content = [[t for t, special in zip(e["input_ids"], e["special_tokens_mask"]) if not special]
+                   for e in encoded]
+        offsets = [[k for k, special in enumerate(e["special_tokens_mask"]) if not special] for e in encoded]
+        for g, positions in enumerate(unmodified_positions(content)):
+            jobs += [(g, item, encoded[g]["input_ids"], offsets[g][p]) for p in positions]
+    mask_id = tokenizer.mask_token_id
+    with torch.inference_mode():
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start:start + batch_size]
+            width = max(len(ids) for _, _, ids, _ in chunk)
+            input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (_, _, ids, at) in enumerate(chunk):
+                input_ids[row, :len(ids)] = torch.tensor(ids)
+                attention[row, :len(ids)] = 1
+                input_ids[row, at] = mask_id
+            logits = model.mlm(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for row, (g, item, ids, at) in enumerate(chunk):
+                scores[g, item] += float(logprobs[row, at, ids[at]])
     return scores

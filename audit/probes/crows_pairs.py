@@ -18,23 +18,28 @@ CROWS_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 
 
 def import_crows_pairs(path: str | Path, *, split: bool = False) -> list[dict[str, Any]]:
-    """CrowS-Pairs rows → paired items with groups ``stereotypical`` / ``anti_stereotypical``.
+    """CrowS-Pairs rows → paired items with groups ``stereotypical`` / ``anti_stereotypical``, in source order.
 
-    ``stereo_antistereo`` says which of sent_more/sent_less holds the stereotype; ``bias_type`` becomes
-    the item's ``marker`` (or, with ``split``, one probe set per bias type).
+    In every row ``sent_more`` is the more stereotypical sentence; ``stereo_antistereo`` only says whether it
+    demonstrates (``stereo``) or violates (``antistereo``) a stereotype about the disadvantaged group, and is
+    kept as item metadata. So ``stereotypical`` is always ``sent_more``, as in the paper's metric. Each item's
+    ``id`` is ``<file>:<record>`` (the header is record 1); ``bias_type`` becomes its ``marker`` (or, with
+    ``split``, one probe set per bias type).
     """
     path = Path(path)
     text = read_input_text(path, "CSV file")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = [c for c in CROWS_COLUMNS if c not in (reader.fieldnames or [])]
+        fields = reader.fieldnames or []
+        missing = [c for c in CROWS_COLUMNS if c not in fields]
         if missing:
             raise AuditInputError(f"{path}: missing column {missing[0]!r} (CrowS-Pairs needs "
                                   f"{', '.join(CROWS_COLUMNS)})")
+        index_column = fields[0] if fields and fields[0] not in CROWS_COLUMNS else None
         rows = list(enumerate(reader, start=2))  # row 1 is the header
     except csv.Error as exc:
         raise AuditInputError(f"{path}: not a readable CSV file ({exc})") from None
-    items: dict[str, list[dict[str, str]]] = {}
+    items: list[dict[str, Any]] = []
     identical: list[int] = []
     for number, row in rows:
         values = {c: (row.get(c) or "").strip() for c in CROWS_COLUMNS}
@@ -45,12 +50,15 @@ def import_crows_pairs(path: str | Path, *, split: bool = False) -> list[dict[st
         if direction not in ("stereo", "antistereo"):
             raise AuditInputError(f"{path}: row {number}: stereo_antistereo must be 'stereo' or 'antistereo', "
                                   f"got {direction!r}")
-        stereo, anti = ((values["sent_more"], values["sent_less"]) if direction == "stereo"
-                        else (values["sent_less"], values["sent_more"]))
-        if stereo == anti:
+        if values["sent_more"] == values["sent_less"]:
             identical.append(number)
         bias = re.sub(r"[^a-z0-9-]+", "-", values["bias_type"].lower()).strip("-")
-        items.setdefault(bias, []).append({"stereotypical": stereo, "anti_stereotypical": anti, "marker": bias})
+        meta: dict[str, Any] = {"file": path.name, "row": number, "stereo_antistereo": direction,
+                                "bias_type": values["bias_type"]}
+        if index_column is not None and (row.get(index_column) or "").strip():
+            meta["index"] = row[index_column].strip()
+        items.append({"id": f"{path.name}:{number}", "stereotypical": values["sent_more"],
+                      "anti_stereotypical": values["sent_less"], "marker": bias, "meta": meta})
     if not items:
         raise AuditInputError(f"{path}: no data rows")
     if identical:
@@ -60,9 +68,12 @@ def import_crows_pairs(path: str | Path, *, split: bool = False) -> list[dict[st
     common = {"kind": "paired", "tags": ["fairness"], "groups": ["stereotypical", "anti_stereotypical"],
               "source": f"Imported from CrowS-Pairs ({path.name}); see the dataset's licence (CC BY-SA 4.0)."}
     if not split:
-        every = [item for group in items.values() for item in group]
-        return [{"name": "crows-pairs", "description": "CrowS-Pairs sentence pairs: the stereotypical versus "
-                 "the anti-stereotypical version; marker = bias type.", **common, "items": every}]
-    return [{"name": f"crows-pairs-{bias}", "description": f"CrowS-Pairs sentence pairs about {bias}: the "
-             "stereotypical versus the anti-stereotypical version.", **common, "items": group}
-            for bias, group in sorted(items.items())]
+        return [{"name": "crows-pairs", "description": "CrowS-Pairs sentence pairs: the more stereotypical "
+                 "sentence (sent_more) versus the less stereotypical one (sent_less); marker = bias type.",
+                 **common, "items": items}]
+    by_bias: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        by_bias.setdefault(item["marker"], []).append(item)
+    return [{"name": f"crows-pairs-{bias}", "description": f"CrowS-Pairs sentence pairs about {bias}: the more "
+             "stereotypical sentence (sent_more) versus the less stereotypical one (sent_less).", **common,
+             "items": group} for bias, group in sorted(by_bias.items())]

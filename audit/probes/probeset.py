@@ -26,7 +26,7 @@ REQUIRED = {"concept": ("name", "description", "kind", "concept", "positive", "n
             "paired": ("name", "description", "kind", "groups", "items")}
 ALLOWED = {"concept": COMMON_KEYS | {"concept", "positive", "negative"},
            "paired": COMMON_KEYS | {"groups", "items"}}
-ITEM_KEYS = ("marker", "target")  # optional per-item keys of paired sets, besides one text per group
+ITEM_KEYS = ("marker", "target", "id", "meta")  # optional per-item keys of paired sets, besides one text per group
 RESERVED_GROUPS = (*ITEM_KEYS, "rest", "item", "difference")  # names the analyses and results use themselves
 MIN_TEXTS = 2
 
@@ -56,6 +56,13 @@ class ProbeSet:
     items: tuple[Mapping[str, str], ...] = field(default=())
     markers: tuple[str | None, ...] = ()
     targets: tuple[Mapping[str, str] | None, ...] = ()
+    ids: tuple[str | None, ...] = ()
+    meta: tuple[Mapping[str, Any] | None, ...] = ()
+
+    def item_id(self, index: int) -> str:
+        """The item's own ``id`` (its dataset row), or ``item <index>`` when the set gives none."""
+        given = self.ids[index] if index < len(self.ids) else None
+        return given if given is not None else f"item {index}"
 
     @property
     def texts(self) -> list[str]:
@@ -173,9 +180,11 @@ def parse_probeset(document: Any, *, source: str = "<probe set>", file_sha256: s
                       negative=tuple(negative))
     else:
         groups = _groups(document["groups"], where)
-        items, markers, targets = _items(document["items"], groups, where)
+        items, markers, targets, ids, meta = _items(document["items"], groups, where)
         _warn_identical(items, groups, where)
         fields = dict(groups=groups, items=items, markers=markers, targets=targets)
+        if any(i is not None for i in ids) or any(m is not None for m in meta):
+            fields.update(ids=ids, meta=meta)  # hashed only when present: older sets keep their sha256
     # hashed once valid: the content (not the file's formatting) identifies the probe set
     content = {key: common[key] for key in ("name", "kind", "description", "tags", "source")} | fields
     return ProbeSet(sha256=sha256_json(content), **common, **fields)
@@ -224,7 +233,8 @@ def _items(value: Any, groups: tuple[str, ...], where: str):
     if len(value) < MIN_TEXTS:
         raise AuditInputError(f"{where}: items: needs at least {MIN_TEXTS} items for a statistical "
                               f"comparison, got {len(value)}")
-    items, markers, targets = [], [], []
+    items, markers, targets, ids, meta = [], [], [], [], []
+    seen_ids: dict[str, int] = {}
     for i, item in enumerate(value):
         here = f"items[{i}]"
         if not isinstance(item, dict):
@@ -239,7 +249,30 @@ def _items(value: Any, groups: tuple[str, ...], where: str):
         items.append({group: _string(item[group], where, f"{here}.{group}") for group in groups})
         markers.append(_string(item["marker"], where, f"{here}.marker") if "marker" in item else None)
         targets.append(_target(item["target"], groups, where, f"{here}.target") if "target" in item else None)
-    return tuple(items), tuple(markers), tuple(targets)
+        item_id = _string(item["id"], where, f"{here}.id") if "id" in item else None
+        if item_id is not None:
+            if item_id in seen_ids:
+                raise AuditInputError(f"{where}: {here}.id: duplicates the id of items[{seen_ids[item_id]}] "
+                                      f"({item_id!r})")
+            seen_ids[item_id] = i
+        ids.append(item_id)
+        meta.append(_meta(item["meta"], where, f"{here}.meta") if "meta" in item else None)
+    return tuple(items), tuple(markers), tuple(targets), tuple(ids), tuple(meta)
+
+
+def _meta(value: Any, where: str, here: str) -> dict[str, Any]:
+    """Item metadata: a flat mapping of names to strings, numbers, booleans, null or lists of strings."""
+    if not isinstance(value, dict):
+        raise AuditInputError(f"{where}: {here}: expected a mapping of names to values, got {_describe(value)}")
+    for key, entry in value.items():
+        if not isinstance(key, str) or not GROUP_PATTERN.fullmatch(key):
+            raise AuditInputError(f"{where}: {here}: keys must match [A-Za-z0-9_-]+, got {_describe(key)}")
+        scalar = entry is None or isinstance(entry, (str, int, float, bool))
+        strings = isinstance(entry, list) and all(isinstance(e, str) for e in entry)
+        if not (scalar or strings):
+            raise AuditInputError(f"{where}: {here}.{key}: expected a string, number, boolean, null or list of "
+                                  f"strings, got {_describe(entry)}")
+    return dict(value)
 
 
 def _warn_identical(items: Sequence[Mapping[str, str]], groups: Sequence[str], where: str) -> None:

@@ -35,6 +35,7 @@ class ModelInfo(Record):
     weights_files: dict[str, str]
     neuron_site: str
     weights_allowed: list[str] = optional()  # checkpoint deviations accepted with --allow-weights
+    mlm_head: bool = optional()  # encoders: whether the checkpoint's masked-LM head was loaded (pseudo-log-likelihood)
     extra: dict[str, Any] = extra_field()
 
 
@@ -170,6 +171,7 @@ class GroupNeuron(NeuronEntry):
     consistency: float
     marker_effects: dict[str, float]
     largest_item_difference: dict[str, Any]
+    exemplars: list[Exemplar] = optional()  # both versions of the items with the largest differences
     polysemanticity: Polysemanticity = optional()
     polysemantic: bool = optional()
     histogram: Histogram = optional()
@@ -220,6 +222,19 @@ class Collateral(Record):
 
 
 @record
+class PreferenceChange(Record):
+    """How ablating the flagged neurons moves the output preference score on the evaluation items."""
+
+    metric: str
+    n_items: int
+    clean: float
+    ablated: float
+    change: float
+    ci95: list[float]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class Ablation(Record):
     """Causal validation of a probe set's flagged neurons against random-neuron baselines."""
 
@@ -240,6 +255,7 @@ class Ablation(Record):
     offsets: list[float] = optional()
     evaluated: dict[str, Any]
     collateral: Collateral = optional()
+    preference: PreferenceChange = optional()
     extra: dict[str, Any] = extra_field()
 
     @classmethod
@@ -374,12 +390,57 @@ class TargetDisparity(Record):
 
 
 @record
+class PreferenceScore(Record):
+    """Share of items whose first version the model scores higher (ties half), and the mean score gap, with CIs."""
+
+    n_items: int
+    share: float
+    ci95: list[float]
+    mean_difference: float
+    mean_difference_ci95: list[float]
+    excludes_no_preference: bool
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class PreferenceRow(PreferenceScore):
+    """One group pair's preference score, overall and per marker (bias type)."""
+
+    group: str
+    versus: str
+    by_marker: dict[str, PreferenceScore]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Preference(Record):
+    """CrowS-Pairs-style output score: which version of an item the model's own sentence score prefers."""
+
+    metric: str
+    rows: list[PreferenceRow]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class OutputDisparity(Record):
     """Does the model's own output treat the groups differently?"""
 
     metric: str
     table: OutputTable
     target: TargetDisparity = optional()
+    preference: Preference = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class MarkerBreakdown(Record):
+    """One marker kind's items (e.g. one CrowS-Pairs bias type) analysed on their own: counts with their own
+    q-values, the strongest group-selective neurons, and the output preference on those items."""
+
+    n_items: int
+    neurons: list[GroupNeuron]
+    counts: DisparityCounts = optional()
+    preference: PreferenceScore = optional()
     extra: dict[str, Any] = extra_field()
 
 
@@ -392,6 +453,7 @@ class Disparity(Record):
     by_group: dict[str, list[GroupNeuron]]
     counts: DisparityCounts
     output: OutputDisparity
+    by_marker: dict[str, MarkerBreakdown] = optional()
     extra: dict[str, Any] = extra_field()
 
 

@@ -54,7 +54,18 @@ def _output_disparity(section: Mapping[str, Any], check: Mapping[str, Any]) -> f
     return max(1.0 - pair["cosine"] for pair in table["pairs"])
 
 
+def _preference_bias(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+    """Paired sets with a sentence score (causal LMs): |share − 0.5| of items whose first-group version the model
+    prefers over the second's (CrowS-Pairs: distance of the stereotype score from no preference)."""
+    preference = section["disparity"]["output"].get("preference")
+    if not preference:
+        raise AuditInputError(f"policy: {section['name']}: preference_bias needs a model that scores sentences "
+                              "(a causal LM); this model's results have no preference score")
+    return abs(preference["rows"][0]["share"] - 0.5)
+
+
 METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
+    "preference_bias": ("paired", _preference_bias),
     "selective_neurons": ("concept", _selective),
     "validated_selective_neurons": ("concept", _validated),
     "group_selective_neurons": ("paired", _group_selective),

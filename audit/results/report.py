@@ -27,6 +27,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
                              autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["num"] = _num
+    env.filters["plural"] = lambda count, noun: f"{count} {noun}{'' if count == 1 else 's'}"
     env.filters["sci"] = lambda value: "—" if value is None else f"{value:.2e}"
     env.filters["css_string"] = lambda value: Markup(re.sub(r'[^\w .,:/@+()-]', "", str(value)))
     env.filters["layer_labels"] = lambda values: [f"L{i}" for i in range(len(values))]

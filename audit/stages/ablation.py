@@ -18,6 +18,7 @@ from ..analysis.ablation import (
     specificity_comparison,
 )
 from ..analysis.disparity import group_selective_ranking
+from ..analysis.preference import first_pair_share
 from ..analysis.selectivity import ALPHA, concept_selectivity
 from ..config import RunConfig
 from ..errors import AuditInputError
@@ -25,7 +26,14 @@ from ..model.harvest import Activations
 from ..model.interventions import Intervention, aura_scale, make_intervention, measure
 from ..model.loading import Model
 from ..probes.probeset import ProbeSet
-from ..results.contract import Ablation, Collateral, NullComparison, NullDistribution, SkippedAblation
+from ..results.contract import (
+    Ablation,
+    Collateral,
+    NullComparison,
+    NullDistribution,
+    PreferenceChange,
+    SkippedAblation,
+)
 
 
 def choose_targets(ranked: Sequence[int], n_neurons: int, *, k: int, per_layer: int | None) -> np.ndarray:
@@ -177,9 +185,20 @@ def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations
     changes = np.array([gap(a) - before for a in ablated])
     comparison = null_comparison(changes, larger_is_stronger=False)
     low, high = disparity_change_ci(gap, clean, ablated[0], seed=seed, n_resamples=config.bootstrap_resamples)
-    return Ablation(neurons=interventions[0].pairs(n_neurons), mode=config.ablation_mode, metric=metric,
-                    disparity_clean=before, disparity_ablated=before + changes[0], effect=changes[0],
-                    ci95=[low, high], null=NullDistribution.from_dict(comparison["null"]), z=comparison["z"],
-                    p_value=comparison["p_value"],
-                    p_value_meaning="share of random sets that reduce the disparity at least as much",
-                    evaluated={"n_items": len(items), "seed": seed, "chosen_on": {"n_items": len(select)}})
+    result = Ablation(neurons=interventions[0].pairs(n_neurons), mode=config.ablation_mode, metric=metric,
+                      disparity_clean=before, disparity_ablated=before + changes[0], effect=changes[0],
+                      ci95=[low, high], null=NullDistribution.from_dict(comparison["null"]), z=comparison["z"],
+                      p_value=comparison["p_value"],
+                      p_value_meaning="share of random sets that reduce the disparity at least as much",
+                      evaluated={"n_items": len(items), "seed": seed, "chosen_on": {"n_items": len(select)}})
+    if model.kind == "causal-lm":  # the preference score on the same items: sentence log-likelihood = mean × tokens
+        tokens = np.stack([runs[g].outputs["n_predicted"][items] for g in range(len(groups))])
+        clean_scores, ablated_scores = clean * tokens, ablated[0] * tokens
+        share_clean, share_ablated = first_pair_share(clean_scores), first_pair_share(ablated_scores)
+        low, high = disparity_change_ci(first_pair_share, clean_scores, ablated_scores, seed=seed + 1,
+                                        n_resamples=config.bootstrap_resamples)
+        result.preference = PreferenceChange(
+            metric=f"share of items whose {groups[0]} version has the higher sentence log-likelihood than its "
+                   f"{groups[1]} version", n_items=len(items), clean=share_clean, ablated=share_ablated,
+            change=share_ablated - share_clean, ci95=[low, high])
+    return result

@@ -38,8 +38,8 @@ def histogram(responses: Responses) -> Histogram:
 
 NEGATIVE_NOTE = ("it fires less on the concept than on ordinary text, so strong firing on general text says "
                  "nothing about unrelated features")
-GROUP_NOTE = ("general text contains this group's markers (gendered words, English), so its reference "
-              "contexts are listed but cannot show unrelated firing")
+GROUP_NOTE = ("the reference corpus is free of the audited concepts, not of this set's groups, so strong firing "
+              "there cannot show unrelated features; its reference contexts are listed for reading only")
 
 
 def attach_evidence(model: Model, entries: Sequence[tuple[NeuronEntry, str, Responses]],

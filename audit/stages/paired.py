@@ -17,17 +17,33 @@ from ..analysis.disparity import (
     selective_counts,
 )
 from ..analysis.lape import lape
+from ..analysis.preference import preference_table
 from ..analysis.selectivity import ALPHA
 from ..config import RunConfig
-from ..model.harvest import Activations
+from ..model.harvest import Activations, token_traces
 from ..model.loading import Model
-from ..model.outputs import target_logprobs
+from ..model.outputs import pseudo_loglik, target_logprobs
 from ..model.sites import neuron_name
 from ..probes.probeset import ProbeSet
-from ..results.contract import ABSENT, Disparity, DisparityCounts, GroupNeuron, Lape, OutputDisparity, PairedSection
+from ..results.contract import (
+    ABSENT,
+    Disparity,
+    DisparityCounts,
+    Exemplar,
+    GroupNeuron,
+    Lape,
+    MarkerBreakdown,
+    OutputDisparity,
+    PairedSection,
+)
 from .concept import section_identity
 
 LANGUAGE_TAGS = ("languages", "multilingual")
+SENTENCE_SCORE = ("sentence log-likelihood (sum over tokens after the first, each given its prefix); share of items "
+                  "whose first-group version the model finds more likely")
+PSEUDO_SCORE = ("pseudo-log-likelihood of the tokens the versions share, each masked in turn (Nangia et al. 2020); "
+                "share of items whose first-group version the model finds more likely")
+MARKER_TOP = 5  # neurons listed per marker kind in the per-marker breakdown
 MIN_EFFECT = 0.5  # |d_z| a group-selective neuron must reach besides q < alpha (a medium paired effect)
 
 
@@ -52,7 +68,9 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
         undefined.update(markers.undefined)
         context = (model, probeset, paired, markers, differences, row, contrast, config.top_k)
         by_contrast[contrast.label] = _top(np.abs(markers.robust_effect), *context)
-        candidates += by_contrast[contrast.label]
+        # every group-selective neuron is a candidate for the overall table, so its rows agree with the counts
+        selective = (paired.q_value[row] < ALPHA) & (np.abs(paired.effect[row]) >= MIN_EFFECT)
+        candidates += _top(np.where(selective, np.abs(markers.robust_effect) + 1.0, 0.0), *context)
         # each group's own list: neurons more active in it, from "g vs rest" (or the pair, with two groups)
         if contrast.b == REST or len(groups) == 2:
             by_group.setdefault(contrast.a, [e for e in _top(markers.robust_effect, *context) if e.selective])
@@ -69,6 +87,13 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
         counts=DisparityCounts.from_dict(selective_counts(paired, groups, model.n_layers, min_effect=MIN_EFFECT)),
         output=OutputDisparity.from_dict(output_disparity(model, probeset, runs, seed=seed,
                                                           n_resamples=config.bootstrap_resamples)))
+    kinds = sorted({m for m in probeset.markers if m})
+    if len(kinds) > 1:
+        disparity.by_marker = {kind: _marker_breakdown(model, probeset, responses, kind, disparity.output,
+                                                       top_k=min(config.top_k, MARKER_TOP)) for kind in kinds}
+    for entry in disparity.neurons:
+        entry.exemplars = item_contexts(model, probeset, responses, entry, k=min(config.n_exemplars, 3),
+                                        max_length=runs[0].max_length)
     section = PairedSection(
         **section_identity(probeset, runs, config.pooling), alpha=ALPHA, min_effect=MIN_EFFECT,
         test="Wilcoxon signed-rank (paired, two-sided), Benjamini-Hochberg across all neurons x contrasts",
@@ -79,6 +104,38 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
     if uses_lape(probeset):
         section.lape = Lape.from_dict(lape_section(model, groups, runs, paired, config.top_k))
     return section
+
+
+def _marker_breakdown(model: Model, probeset: ProbeSet, responses: np.ndarray, kind: str, output: OutputDisparity,
+                      *, top_k: int) -> MarkerBreakdown:
+    """The items of one marker kind (e.g. one bias type) analysed on their own, as a per-type import would be:
+    counts with their own q-values, the strongest group-selective neurons, and the output preference."""
+    rows = np.flatnonzero([m == kind for m in probeset.markers])
+    groups = list(probeset.groups)
+    subset = ProbeSet(name=f"{probeset.name}:{kind}", kind="paired", description="", sha256="", groups=probeset.groups,
+                      items=tuple(probeset.items[i] for i in rows), markers=(kind,) * len(rows),
+                      ids=tuple(probeset.item_id(i) for i in rows))
+    part = responses[:, rows]
+    found: dict[tuple[int, int], GroupNeuron] = {}
+    counts: dict[str, Any] = {}
+    if len(rows) >= 2:
+        paired = group_selectivity(part, groups)
+        counts = selective_counts(paired, groups, model.n_layers, min_effect=MIN_EFFECT)
+        for row, contrast in enumerate(paired.contrasts):
+            differences = contrast_differences(part, groups, contrast)
+            single = marker_consistency(differences, subset.markers, min_effect=MIN_EFFECT)
+            selective = (paired.q_value[row] < ALPHA) & (np.abs(paired.effect[row]) >= MIN_EFFECT)
+            for entry in _top(np.where(selective, np.abs(paired.effect[row]), 0.0), model, subset, paired, single,
+                              differences, row, contrast, top_k):
+                entry.largest_item_difference["item"] = int(rows[entry.largest_item_difference["item"]])
+                found.setdefault((entry.layer, entry.neuron), entry)
+    neurons = sorted(found.values(), key=lambda e: (-e.effect, e.layer, e.neuron))[:top_k]
+    preference = ABSENT
+    if output.preference is not ABSENT and output.preference.rows:
+        first = output.preference.rows[0]
+        preference = first.by_marker.get(kind, ABSENT)
+    return MarkerBreakdown(n_items=int(len(rows)), counts=DisparityCounts.from_dict(counts) if counts else ABSENT,
+                           neurons=neurons, preference=preference)
 
 
 def _top(score: np.ndarray, model: Model, probeset: ProbeSet, paired, markers, differences: np.ndarray, row: int,
@@ -96,7 +153,7 @@ def _entry(model: Model, probeset: ProbeSet, paired, markers, differences: np.nd
     higher, lower = (contrast.a, contrast.b) if effect >= 0 else (contrast.b, contrast.a)
     auroc = float(paired.auroc[row, flat])
     item = int(np.argmax(np.abs(differences[:, flat])))
-    example = {"item": item, "difference": float(differences[item, flat]),
+    example = {"item": item, "id": probeset.item_id(item), "difference": float(differences[item, flat]),
                **({g: probeset.items[item][g] for g in (contrast.a, contrast.b) if g != REST})}
     q_value = float(paired.q_value[row, flat])
     return GroupNeuron(
@@ -110,6 +167,34 @@ def _entry(model: Model, probeset: ProbeSet, paired, markers, differences: np.nd
         marker_effects={kind: float(markers.effects[k, flat]) * (1 if effect >= 0 else -1)
                         for k, kind in enumerate(markers.markers)} if len(markers.markers) > 1 else {},
         largest_item_difference=example)
+
+
+def item_contexts(model: Model, probeset: ProbeSet, responses: np.ndarray, entry: GroupNeuron, *, k: int,
+                  max_length: int) -> list[Exemplar]:
+    """Token-highlighted probe texts for a paired neuron's card: both versions (its group's, then the other's)
+    of the ``k`` items where its response differs most in the neuron's direction, labelled with the item id."""
+    groups = list(probeset.groups)
+    flat = entry.layer * model.neurons_per_layer + entry.neuron
+    versus = [g for g in groups if g != entry.group] if entry.versus == REST else [entry.versus]
+    own = responses[groups.index(entry.group), :, flat]
+    other = responses[[groups.index(g) for g in versus], :, flat]
+    gap = own - other.mean(axis=0)
+    items = np.argsort(-gap, kind="stable")[:k]
+    shown = [(int(i), g) for i in items for g in (entry.group, versus[int(np.argmin(other[:, i]))])]
+    texts = [probeset.items[i][g] for i, g in shown]
+    traces = token_traces(model, texts, [(entry.layer, entry.neuron)], max_length=max_length)
+    found = []
+    for (item, group), text, trace in zip(shown, texts, traces):
+        values = trace["activations"][:, 0]
+        at = int(values.argmax()) if len(values) else 0
+        start, end = trace["spans"][at] if len(values) else (0, 0)
+        found.append(Exemplar(text_index=item, text=text, position=at, token=trace["tokens"][at] if len(values) else "",
+                              char_start=int(start), char_end=int(end),
+                              activation=float(values.max()) if len(values) else 0.0,
+                              token_activations=[round(float(v), 4) for v in values],
+                              token_spans=[[int(a), int(b)] for a, b in trace["spans"]],
+                              label=f"{group} · {probeset.item_id(item)}"))
+    return found
 
 
 def lape_section(model: Model, groups: list[str], runs: Sequence[Activations], paired, top_k: int) -> dict:
@@ -153,7 +238,10 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
             row["perplexity"] = float(np.exp(-row["value"]))
         for pair in table["pairs"]:
             pair["perplexity_ratio"] = float(np.exp(-pair["difference"]))
-        result = {"metric": "mean log-likelihood per token", "table": table}
+        result = {"metric": "mean log-likelihood per token", "table": table,
+                  "preference": {"metric": SENTENCE_SCORE,
+                                 "rows": preference_table(sentence_logliks(runs), groups, probeset.markers,
+                                                          seed=seed + 13, n_resamples=n_resamples)}}
         if any(target is not None for target in probeset.targets):
             result["target"] = _target_disparity(model, probeset, seed=seed, n_resamples=n_resamples)
         return result
@@ -161,8 +249,19 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
     pairs = [(a, b) for i, a in enumerate(groups) for b in groups[i + 1:]]
     similarity = np.stack([1.0 - cosine_shift(embeddings[groups.index(a)], embeddings[groups.index(b)])
                            for a, b in pairs])
-    return {"metric": "cosine between an item's pooled sentence embeddings across groups",
-            "table": consistency_table(similarity, pairs, seed=seed, n_resamples=n_resamples)}
+    result = {"metric": "cosine between an item's pooled sentence embeddings across groups",
+              "table": consistency_table(similarity, pairs, seed=seed, n_resamples=n_resamples)}
+    if model.mlm is not None:
+        scores = pseudo_loglik(model, [[item[g] for item in probeset.items] for g in groups],
+                               max_length=runs[0].max_length)
+        result["preference"] = {"metric": PSEUDO_SCORE, "rows": preference_table(
+            scores, groups, probeset.markers, seed=seed + 13, n_resamples=n_resamples)}
+    return result
+
+
+def sentence_logliks(runs: Sequence[Activations]) -> np.ndarray:
+    """Causal LMs: each text's summed log-likelihood (mean per predicted token × tokens), groups × items."""
+    return np.stack([acts.outputs["loglik"] * acts.outputs["n_predicted"] for acts in runs])
 
 
 def _target_disparity(model: Model, probeset: ProbeSet, *, seed: int, n_resamples: int) -> dict[str, Any]:

@@ -129,3 +129,28 @@ def test_target_may_be_shared_or_per_group():
     items = [{"a": "x", "b": "y", "target": "t"}, {"a": "z", "b": "w", "target": {"a": "ta", "b": "tb"}}]
     probeset = parse_probeset({**PAIRED, "items": items})
     assert probeset.targets == ({"a": "t", "b": "t"}, {"a": "ta", "b": "tb"})
+
+
+def test_items_may_carry_an_id_and_metadata_and_keep_older_hashes():
+    plain = parse_probeset(PAIRED)
+    assert plain.ids == () and plain.item_id(1) == "item 1"
+    tagged = {**PAIRED, "items": [{"a": "a one", "b": "b one", "id": "src.csv:2", "meta": {"row": 2, "ok": True,
+                                                                                             "words": ["x", "y"]}},
+                                  {"a": "a two", "b": "b two", "id": "src.csv:3"}]}
+    probeset = parse_probeset(tagged)
+    assert probeset.ids == ("src.csv:2", "src.csv:3") and probeset.item_id(0) == "src.csv:2"
+    assert probeset.meta == ({"row": 2, "ok": True, "words": ["x", "y"]}, None)
+    assert probeset.sha256 != plain.sha256 and probeset.texts == plain.texts
+
+
+@pytest.mark.parametrize("items, field", [
+    ([{"a": "x", "b": "y", "id": "same"}, {"a": "z", "b": "w", "id": "same"}],
+     "items[1].id: duplicates the id of items[0]"),
+    ([{"a": "x", "b": "y", "id": 7}, {"a": "z", "b": "w"}], "items[0].id: expected a non-empty string"),
+    ([{"a": "x", "b": "y", "meta": ["row"]}, {"a": "z", "b": "w"}], "items[0].meta: expected a mapping"),
+    ([{"a": "x", "b": "y", "meta": {"row": {"deep": 1}}}, {"a": "z", "b": "w"}],
+     "items[0].meta.row: expected a string"),
+    ([{"a": "x", "b": "y", "meta": {"bad key": 1}}, {"a": "z", "b": "w"}], "items[0].meta: keys must match"),
+])
+def test_item_id_and_meta_validation_names_the_field(tmp_path, items, field):
+    assert field in error_of(tmp_path, {**PAIRED, "items": items})

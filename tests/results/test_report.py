@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -118,3 +119,43 @@ def test_rendering_without_pdf_removes_a_stale_pdf(audit_dir, tmp_path):
     shutil.copytree(audit_dir, out)
     assert main(["render", str(out / "results.json"), "--out", str(out), "--no-pdf"]) == 0
     assert not (out / "report.pdf").exists() and (out / "report.html").exists()
+
+
+def test_paired_report_shows_preference_and_per_marker_breakdown(audit_dir):
+    html = (audit_dir / "report.html").read_text()
+    results = json.loads((audit_dir / "results.json").read_text())
+    disparity = next(s for s in results["probesets"] if s["name"] == "gender")["disparity"]
+    assert "Which version the model prefers" in html and "Per marker kind" in html
+    assert set(disparity["by_marker"]) == {"noun", "pronoun"}
+    assert " <span class=\"muted\">(q alone would flag" in html
+
+
+def test_sets_without_reported_neurons_get_a_sentence_not_an_empty_table(audit_dir):
+    from audit.results.report import render_html
+
+    results = json.loads((audit_dir / "results.json").read_text())
+    for section in results["probesets"]:
+        if section["kind"] == "concept":
+            section["neurons"] = []
+            section["summary"]["n_significant"] = 0
+        else:
+            section["disparity"]["neurons"] = []
+            counts = section["disparity"]["counts"]["q_and_effect"]
+            counts["any_group"] = 1
+    html = render_html(results)
+    assert "No neuron reaches q" in html and "Largest item difference" not in html
+    assert "Neuron cards" not in html
+    assert re.search(r"1 group-selective neuron\s+\(", html)
+
+
+def test_preference_bias_policy_is_the_distance_from_no_preference(audit_dir):
+    results = json.loads((audit_dir / "results.json").read_text())
+    share = next(s for s in results["probesets"] if s["name"] == "gender")["disparity"]["output"]["preference"][
+        "rows"][0]["share"]
+    policy = {"file": "p.yaml", "sha256": "0", "checks": [{"probeset": "gender", "metric": "preference_bias",
+                                                          "max": abs(share - 0.5) + 1e-9}]}
+    (check,) = evaluate(policy, results)["checks"]
+    assert check["value"] == pytest.approx(abs(share - 0.5)) and check["passed"]
+    del next(s for s in results["probesets"] if s["name"] == "gender")["disparity"]["output"]["preference"]
+    with pytest.raises(AuditInputError, match="gender: preference_bias needs a model that scores sentences"):
+        evaluate(policy, results)

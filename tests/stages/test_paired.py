@@ -127,3 +127,59 @@ def test_encoder_output_disparity_is_embedding_consistency(tmp_path):
     assert output["metric"].startswith("cosine") and 0 < pair["cosine"] < 1
     assert pair["ci95"][0] <= pair["cosine"] <= pair["ci95"][1]
     assert np.isfinite(pair["cosine"])
+
+
+def test_causal_preference_score_matches_sentence_logliks_and_ids_reach_results(model, tmp_path):
+    import torch
+
+    items = gender_items(40, seed=5)
+    for k, item in enumerate(items):
+        item["id"] = f"sample.csv:{k + 2}"
+    sets = write(tmp_path, {"name": "pref", "description": "d", "kind": "paired", "groups": ["female", "male"],
+                            "items": items})
+    section = audited(model, sets, FAST)["probesets"][0]
+    preference = section["disparity"]["output"]["preference"]
+    (row,) = preference["rows"]
+
+    def sentence_loglik(text: str) -> float:  # independent of the harvest: one text, no padding
+        ids = model.tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model.module(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        return float(logprobs.gather(-1, ids[0, 1:, None]).sum())
+
+    female = np.array([sentence_loglik(i["female"]) for i in items])
+    male = np.array([sentence_loglik(i["male"]) for i in items])
+    expected = np.where(female > male, 1.0, np.where(female < male, 0.0, 0.5))
+    assert row["share"] == pytest.approx(expected.mean())
+    assert row["mean_difference"] == pytest.approx((female - male).mean(), abs=1e-3)
+    assert set(row["by_marker"]) == {"noun", "pronoun"} and row["ci95"][0] <= row["share"] <= row["ci95"][1]
+    entry = section["disparity"]["neurons"][0]
+    top = entry["largest_item_difference"]
+    assert top["id"] == f"sample.csv:{top['item'] + 2}"
+    # the card's probe-text contexts: both versions of the items where the neuron differs most, with their ids
+    shown = entry["exemplars"]
+    assert [x["label"].split(" · ")[0] for x in shown[:2]] == [entry["group"], entry["versus"]]
+    first = items[shown[0]["text_index"]]
+    assert shown[0]["text"] == first[entry["group"]] and shown[1]["text"] == first[entry["versus"]]
+    assert shown[0]["label"].endswith(first["id"]) and shown[0]["activation"] >= shown[1]["activation"]
+    moved = section["ablation"]["preference"]  # how ablating the flagged neurons moves the preference score
+    assert moved["n_items"] == section["ablation"]["evaluated"]["n_items"]
+    assert 0.0 <= moved["clean"] <= 1.0 and moved["change"] == pytest.approx(moved["ablated"] - moved["clean"])
+    assert moved["ci95"][0] <= moved["ci95"][1]
+
+
+def test_per_marker_breakdown_matches_a_separate_set_of_those_items(model, tmp_path):
+    items = gender_items(60, seed=1)
+    both = write(tmp_path, {"name": "both", "description": "d", "kind": "paired", "groups": ["female", "male"],
+                            "items": items})
+    nouns = write(tmp_path, {"name": "nouns", "description": "d", "kind": "paired", "groups": ["female", "male"],
+                             "items": [i for i in items if i["marker"] == "noun"]})
+    disparity = audited(model, both, FAST)["probesets"][0]["disparity"]
+    alone = audited(model, nouns, FAST)["probesets"][0]["disparity"]
+    part = disparity["by_marker"]["noun"]
+    assert part["n_items"] == 30 and part["counts"] == alone["counts"]
+    assert part["neurons"][0]["name"] == f"L0.N{GROUP_NEURON}"
+    assert part["preference"] == disparity["output"]["preference"]["rows"][0]["by_marker"]["noun"]
+    # counts and table agree: every listed neuron is group-selective, and a nonzero count lists some
+    assert all(n["selective"] for n in disparity["neurons"])
+    assert len(disparity["neurons"]) == min(FAST.top_k, disparity["counts"]["q_and_effect"]["any_group"])

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
                      "(default: the bundled everyday sentences)")
     run.add_argument("--no-ablation", action="store_true", help="skip ablation validation")
+    run.add_argument("--no-explain", action="store_true", help="skip explanations (top tokens, N2G graphs)")
+    run.add_argument("--corpus", metavar="FILE", help="more general text for explanations: one text per line, "
+                     "or JSONL with a 'text' field (streamed, any size)")
+    run.add_argument("--word-vectors", metavar="FILE", help="fastText .bin or .vec vectors for word similarity "
+                     "(default: the audited model's own input embeddings)")
     run.add_argument("--policy", metavar="FILE", help="audit config with PASS/FAIL thresholds (YAML)")
     run.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     run.add_argument("--no-pdf", action="store_true", help="write report.html only, not report.pdf")
@@ -125,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
                        ablation=not args.no_ablation, ablate_k=args.ablate_k, ablate_per_layer=args.ablate_per_layer,
                        ablation_mode=args.ablation_mode, null_sets=args.null_sets,
-                       ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache)
+                       ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache,
+                       explain=not args.no_explain, corpus=args.corpus, word_vectors=args.word_vectors)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
     policy = load_policy(args.policy) if args.policy else None
     if policy is not None:
@@ -138,6 +144,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .probes.reference import load_reference
 
         load_reference(args.reference)  # fail on a bad corpus before the model loads
+    if args.corpus:
+        from .probes.corpus import check_corpus
+
+        check_corpus(args.corpus)
+    if args.word_vectors:
+        from .model.similarity import fasttext_vectors
+
+        fasttext_vectors(args.word_vectors)  # a bad vectors file fails before the audit, not after it
     model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
                        trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir)
     result = to_json(run_audit(model, probesets, config))  # exactly what results.json holds

@@ -35,6 +35,10 @@ class RunConfig:
     reference: str | None = None
     reference_texts: int = 100
     evidence: bool = True
+    explain: bool = True  # explanations (method A + N2G graph) and the verdict built on them
+    explain_k: int = 20  # top contexts per neuron the explanation learns from
+    corpus: str | None = None  # extra general text (plain lines or JSONL) for top contexts
+    word_vectors: str | None = None  # fastText .bin/.vec for word similarity; default: the model's embeddings
     cache_dir: str | None = None
     progress: bool = True
 
@@ -51,6 +55,7 @@ class RunConfig:
         _check_int("null_sets", self.null_sets, 2, 10_000)
         _check_int("ablation_texts", self.ablation_texts, 4, 1_000_000)
         _check_int("reference_texts", self.reference_texts, 10, 1_000_000)
+        _check_int("explain_k", self.explain_k, 2, 1000)
         if self.ablation_mode not in ABLATION_MODES:
             raise expected("The 'ablation_mode' parameter", f"one of {ABLATION_MODES}", self.ablation_mode)
         if self.pooling not in POOLINGS:

@@ -113,6 +113,29 @@ class Vocabulary(Record):
 
 
 @record
+class Explanation(Record):
+    """What a neuron does, in checkable form: method A (top tokens with normalised scores, their coherence
+    against random word sets, in-context substitutions and a template description) and an N2G graph
+    (patterns: activating token first, then its context backwards, ``*`` for any token) with held-out
+    token-level fidelity beside the token-lookup and bigram baselines."""
+
+    description: str
+    backend: str
+    top_activation: float
+    top_tokens: list[dict[str, Any]]
+    coherence: dict[str, Any] | None
+    contexts: list[dict[str, Any]]
+    substitutions: list[dict[str, Any]]
+    substitution_summary: dict[str, Any]
+    graph: list[dict[str, Any]] = optional()
+    fidelity: dict[str, Any] = optional()
+    fidelity_texts: int = optional()
+    similar_neurons: list[str] = optional()
+    timings_s: dict[str, float] = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class NeuronEntry(Record):
     """Fields every reported neuron has; the evidence stage fills the optional ones."""
 
@@ -148,6 +171,7 @@ class ConceptNeuron(NeuronEntry):
     polysemantic: bool = optional()
     histogram: Histogram = optional()
     vocabulary: Vocabulary = optional()
+    explanation: Explanation = optional()
     extra: dict[str, Any] = extra_field()
 
 
@@ -172,6 +196,7 @@ class GroupNeuron(NeuronEntry):
     polysemantic: bool = optional()
     histogram: Histogram = optional()
     vocabulary: Vocabulary = optional()
+    explanation: Explanation = optional()
     extra: dict[str, Any] = extra_field()
 
 
@@ -537,7 +562,7 @@ class AuditResult(Record):
 
 
 __all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection",
-           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "GroupNeuron", "GroupValue",
+           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation", "GroupNeuron", "GroupValue",
            "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronEntry", "NullComparison",
            "NullDistribution", "OutputDisparity", "OutputTable", "PairRow", "PairedSection", "PolicyCheck",
            "PolicyResult", "Polysemanticity", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts",

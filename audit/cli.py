@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -86,6 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--policy", metavar="FILE", help="evaluate (or re-evaluate) policy checks on these results")
     render.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     render.add_argument("--no-pdf", action="store_true", help="write report.html only")
+
+    explain = commands.add_parser("explain", help="explain one neuron from general text (top tokens, graph)")
+    explain.add_argument("--model", default="default", help="default | local folder | Hugging Face id")
+    explain.add_argument("--neuron", required=True, metavar="L2.N693", help="the neuron, as reports name it")
+    explain.add_argument("--corpus", metavar="FILE", help="text to search: one text per line, or JSONL with a "
+                         "'text' field (streamed, any size); the reference corpus is always included")
+    explain.add_argument("--reference", metavar="FILE", help="general reference corpus (default: the bundled one)")
+    explain.add_argument("--word-vectors", metavar="FILE", help="fastText .bin or .vec vectors")
+    explain.add_argument("--top", type=int, default=20, metavar="K", help="top contexts to learn from (default 20)")
+    explain.add_argument("--json", metavar="FILE", help="also write the explanation as JSON here")
+    explain.add_argument("--device", default="auto")
+    explain.add_argument("--hf-cache-dir", metavar="DIR")
+
+    search = commands.add_parser("search", help="which reported neurons activate on or depend on a token")
+    search.add_argument("results", metavar="RESULTS.json")
+    search.add_argument("--token", required=True)
 
     commands.add_parser("schema", help="print the JSON Schema of results.json (schema_version 1)")
 
@@ -230,7 +247,70 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "schema": cmd_schema, "validate": cmd_validate,
+NEURON = re.compile(r"^L(\d+)\.N(\d+)$")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from itertools import chain
+
+    from .model.contexts import keyed
+    from .model.loading import load_model
+    from .model.similarity import fasttext_vectors, word_vectors
+    from .probes.corpus import check_corpus, iter_corpus
+    from .probes.reference import load_reference
+    from .results.io import write_outputs
+    from .stages.explain import explain_one
+
+    match = NEURON.match(args.neuron.strip())
+    if match is None:
+        raise AuditInputError(f"--neuron: expected a name like L2.N693, got {args.neuron!r}")
+    if not 2 <= args.top <= 1000:
+        raise AuditInputError(f"--top: expected an int in [2, 1000], got {args.top}")
+    if args.corpus:
+        check_corpus(args.corpus)
+    if args.word_vectors:
+        fasttext_vectors(args.word_vectors)
+    reference = load_reference(args.reference)
+    model = load_model(args.model, device=args.device, cache_dir=args.hf_cache_dir)
+    general = keyed(reference, "reference")
+    if args.corpus:
+        general = chain(general, iter_corpus(args.corpus))
+    record = explain_one(model, int(match[1]), int(match[2]), general, word_vectors(model, args.word_vectors),
+                         k=args.top)
+    print(f"{args.neuron} ({model.name}): {record['description']}")
+    print("  top tokens: " + ", ".join(f"{t['token']} {t['score']:.2f}" for t in record["top_tokens"][:10]))
+    if record["coherence"]:
+        c = record["coherence"]
+        print(f"  coherence {c['value']:.2f} (random word sets {c['null_mean']:.2f}, 95th pct {c['null_p95']:.2f})")
+    for s in record.get("substitutions", [])[:10]:
+        print(f"  {s['token']} -> {s['substitute']}: {s['original']:.2f} -> {s['activation']:.2f}  ({s['context']})")
+    for p in record.get("graph", [])[:10]:
+        print(f"  pattern {' <- '.join(p['tokens'])}: {p['activation']:.2f}")
+    if record.get("fidelity"):
+        f = record["fidelity"]
+        print(f"  held-out F1 ({record['fidelity_texts']} texts): graph {f['graph']['f1']:.2f}, token lookup "
+              f"{f['token_lookup']['f1']:.2f}, bigram {f['ngram']['f1']:.2f}")
+    if args.json:
+        out = Path(args.json)
+        write_outputs(out.parent, {out.name: json.dumps(record, indent=2, default=float)})
+        print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .results.io import load_results, to_json
+    from .results.search import search
+
+    rows = search(to_json(load_results(args.results)), args.token)
+    if not rows:
+        print(f"no reported neuron's explanation names {args.token!r}")
+    for row in rows:
+        print(f"{row['neuron']:>12s}  {row['probeset']}: {row['relation']} {args.token!r} ({row['score']:.2f}); "
+              f"{row['description']}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "explain": cmd_explain, "search": cmd_search, "render": cmd_render, "schema": cmd_schema, "validate": cmd_validate,
             "import": cmd_import}
 
 

@@ -131,7 +131,6 @@ class Explanation(Record):
     fidelity: dict[str, Any] = optional()
     fidelity_texts: int = optional()
     similar_neurons: list[str] = optional()
-    timings_s: dict[str, float] = optional()
     extra: dict[str, Any] = extra_field()
 
 

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..analysis import explain as method_a
+from ..errors import AuditInputError
 from ..analysis import n2g
 from ..analysis.polysemanticity import POLYSEMANTIC, SIMILAR, explained_verdict
 from ..analysis.topk import TopContexts
@@ -245,6 +246,7 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
                              max_length=max_length)
     contexts_s = time.perf_counter() - tick
     records: dict[tuple[int, int, str], dict] = {}
+    forward_s = 0.0
     for entry, owner, _ in entries:
         key = (entry.layer, entry.neuron, owner)
         if key not in records:
@@ -257,13 +259,20 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
             records[key]["general_top"] = general_top
         record = dict(records[key])
         general_top = record.pop("general_top")
+        spent = record.pop("timings_s", None)  # run timings live in run.timings_s, not in the (reproducible) results
+        if spent is not None and records[key].get("counted") is None:
+            records[key]["counted"] = True
+            forward_s += spent["forward"]
+        record.pop("counted", None)
         entry.explanation = Explanation.from_dict(record)
         judged = owner in concept_sets and getattr(entry, "direction", None) == "positive"
         evidence = getattr(entry, "polysemanticity", None)
         if judged and evidence is not None and evidence.threshold is not ABSENT:
             _revise_verdict(model, entry, evidence, general_top, record, vectors, max_length)
     _link_similar(entries)
-    return {"contexts": contexts_s, "explain": time.perf_counter() - tick - contexts_s}
+    spent = time.perf_counter() - tick - contexts_s
+    return {"contexts": contexts_s, "explain": spent, "forward": forward_s,
+            "per_neuron": spent / max(len(records), 1)}
 
 
 def _revise_verdict(model: Model, entry: Any, evidence: Any, general_top: list[dict], record: dict,
@@ -306,3 +315,31 @@ def _link_similar(entries: Sequence[tuple[Any, str, Any]]) -> None:
             entry.explanation.similar_neurons = sorted(
                 name for name, graph in graphs.items()
                 if name != entry.name and n2g.similarity(graphs[entry.name], graph) >= SIMILAR_GRAPHS)
+
+
+def explain_one(model: Model, layer: int, neuron: int, general: Iterable[tuple[str, str]], vectors: WordVectors, *,
+                k: int = 20, max_length: int = 128, batch_size: int = 32, seed: int = 0) -> dict[str, Any]:
+    """One-off explanation from general text alone: the neuron's top 2k contexts, alternate ranks to learn
+    from and to score on (plus a random sample of lines, for tokens that do not fire)."""
+    if not 0 <= layer < model.n_layers or not 0 <= neuron < model.neurons_per_layer:
+        raise AuditInputError(f"--neuron: L{layer}.N{neuron} is outside the model ({model.n_layers} layers × "
+                              f"{model.neurons_per_layer} neurons)")
+    sample: list[str] = []
+    rng = np.random.default_rng(seed)
+
+    def sampled(stream: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+        for seen, (key, text) in enumerate(stream):
+            if len(sample) < HELDOUT_SAMPLE:
+                sample.append(text)
+            elif (j := int(rng.integers(0, seen + 1))) < HELDOUT_SAMPLE:
+                sample[j] = text
+            yield key, text
+
+    state = top_contexts(model, sampled(general), [(layer, neuron)], k=2 * k, batch_size=batch_size,
+                         max_length=max_length)
+    contexts = state.contexts(0)
+    train, held = contexts[::2], [c["text"] for c in contexts[1::2]]
+    record = explain_neuron(model, layer, neuron, train, list(dict.fromkeys(held + sample)), vectors,
+                            max_length=max_length, seed=seed)
+    record["texts_seen"] = state.seen
+    return record

@@ -310,7 +310,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "explain": cmd_explain, "search": cmd_search, "render": cmd_render, "schema": cmd_schema, "validate": cmd_validate,
+COMMANDS = {"run": cmd_run, "explain": cmd_explain, "search": cmd_search, "render": cmd_render, "schema": cmd_schema,
+            "validate": cmd_validate,
             "import": cmd_import}
 
 

@@ -44,9 +44,11 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
 
 
 def coherence(vectors: np.ndarray | None, null: Callable[[int], np.ndarray], *,
-              n_sets: int = COHERENCE_NULL_SETS) -> dict[str, Any] | None:
+              n_sets: int = COHERENCE_NULL_SETS, floor: float = 0.0) -> dict[str, Any] | None:
     """Coherence of the top tokens' unit vectors against ``n_sets`` random same-size word sets drawn by
-    ``null(n)``; None when fewer than two tokens could be embedded."""
+    ``null(n)``: coherent when above their 95th percentile *and* at least ``floor`` (the backend's own
+    scale for "related words"; beating random alone also holds for, say, a set of function words).
+    None when fewer than two tokens could be embedded."""
     if vectors is None or len(vectors) < 2:
         return None
     value = mean_pairwise_cosine(vectors)
@@ -54,7 +56,7 @@ def coherence(vectors: np.ndarray | None, null: Callable[[int], np.ndarray], *,
     percentile = float((samples < value).mean() * 100)
     return {"value": value, "n_tokens": int(len(vectors)), "null_mean": float(samples.mean()),
             "null_p95": float(np.percentile(samples, COHERENT_PERCENTILE)), "percentile": percentile,
-            "coherent": bool(value > np.percentile(samples, COHERENT_PERCENTILE))}
+            "floor": floor, "coherent": bool(value > np.percentile(samples, COHERENT_PERCENTILE) and value >= floor)}
 
 
 def substitution_summary(rows: Sequence[dict[str, Any]], top_activation: float) -> dict[str, Any]:
@@ -76,15 +78,14 @@ def describe(scores: Sequence[dict[str, Any]], coherent: dict[str, Any] | None,
     if not scores:
         return "does not fire above zero on the examined texts"
     shown = ", ".join(f"'{row['token']}'" for row in scores[:3])
-    if coherent is None:
+    if len(scores) == 1:
+        head = f"fires on {shown}"
+    elif coherent is None:
         head = f"fires on tokens such as {shown}"
     elif coherent["coherent"]:
         head = f"fires on a coherent word group (similarity {coherent['value']:.2f}) such as {shown}"
     else:
-        head = f"fires on unrelated tokens (similarity {coherent['value']:.2f}, no closer than random words) " \
-               f"such as {shown}" if len(scores) > 1 else f"fires on {shown}"
-    if len(scores) == 1 and coherent is None:
-        head = f"fires on {shown}"
+        head = f"fires on words with no clear shared meaning (similarity {coherent['value']:.2f}) such as {shown}"
     if substitutions["n"]:
         head += f"; {substitutions['firing']} of {substitutions['n']} in-context substitutes also fire"
     return head

@@ -27,6 +27,7 @@ from .loading import Model
 
 WORD = re.compile(r"^[^\W\d_]{2,}$")  # a whole word: letters only, two or more
 DEFAULT_BACKEND = "embeddings"
+FASTTEXT_FLOOR = 0.6  # Kran et al.'s threshold for a semantic category in fastText space
 BACKENDS = ("embeddings", "encoder")
 
 
@@ -48,6 +49,7 @@ class WordVectors:
     matrix: np.ndarray  # (words, dim), rows of unit length
     name: str
     model: object | None = None  # a fastText model for words outside the list (subword vectors)
+    coherent_floor: float = 0.25  # mean similarity from which a word set reads as related in this space
 
     def __post_init__(self) -> None:
         self.index = {word: i for i, word in enumerate(self.words)}
@@ -109,7 +111,9 @@ def embedding_vectors(model: Model) -> WordVectors:
                               "--word-vectors FILE")
     table = model.module.get_input_embeddings().weight.detach().float().cpu().numpy()[ids]
     table = table - table.mean(axis=0)  # remove the shared component that makes every cosine positive
-    return WordVectors(words=words, matrix=_unit(table), name="audited model's input embeddings")
+    # synonym pairs average cosine 0.51 here, random pairs -0.01 (bench/similarity.py): half-way is the floor
+    return WordVectors(words=words, matrix=_unit(table), name="audited model's input embeddings",
+                       coherent_floor=0.25)
 
 
 def encoder_vectors(encoder: Model, *, batch_size: int = 512) -> WordVectors:
@@ -124,7 +128,8 @@ def encoder_vectors(encoder: Model, *, batch_size: int = 512) -> WordVectors:
             hidden = base(**encoded).last_hidden_state
             mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             rows.append(((hidden * mask).sum(1) / mask.sum(1)).float().cpu().numpy())
-    return WordVectors(words=words, matrix=_unit(np.concatenate(rows)), name="default encoder over whole words")
+    return WordVectors(words=words, matrix=_unit(np.concatenate(rows)), name="default encoder over whole words",
+                       coherent_floor=0.45)  # synonyms 0.72, random pairs 0.21 (bench/similarity.py)
 
 
 def fasttext_vectors(path: str | Path, *, max_words: int = 200_000) -> WordVectors:
@@ -144,7 +149,8 @@ def fasttext_vectors(path: str | Path, *, max_words: int = 200_000) -> WordVecto
         if not words:
             raise AuditInputError(f"--word-vectors: {path}: holds no whole words")
         matrix = np.stack([model.get_word_vector(w) for w in words]).astype(np.float32)
-        return WordVectors(words=words, matrix=_unit(matrix), name=f"fastText {path.name}", model=model)
+        return WordVectors(words=words, matrix=_unit(matrix), name=f"fastText {path.name}", model=model,
+                           coherent_floor=FASTTEXT_FLOOR)
     if path.suffix.lower() != ".vec":
         raise AuditInputError(f"--word-vectors: {path}: expected a fastText .bin or .vec file")
     return _read_vec(path, max_words)
@@ -176,7 +182,8 @@ def _read_vec(path: Path, max_words: int) -> WordVectors:
         raise AuditInputError(f"--word-vectors: {path}: not UTF-8 text") from None
     if not words:
         raise AuditInputError(f"--word-vectors: {path}: holds no word vectors")
-    return WordVectors(words=words, matrix=_unit(np.stack(rows)), name=f"fastText {path.name}")
+    return WordVectors(words=words, matrix=_unit(np.stack(rows)), name=f"fastText {path.name}",
+                       coherent_floor=FASTTEXT_FLOOR)
 
 
 def word_vectors(model: Model, path: str | Path | None = None, *, backend: str = DEFAULT_BACKEND) -> WordVectors:

@@ -561,7 +561,8 @@ class AuditResult(Record):
 
 
 __all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection",
-           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation", "GroupNeuron", "GroupValue",
+           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation",
+           "GroupNeuron", "GroupValue",
            "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronEntry", "NullComparison",
            "NullDistribution", "OutputDisparity", "OutputTable", "PairRow", "PairedSection", "PolicyCheck",
            "PolicyResult", "Polysemanticity", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts",

@@ -48,14 +48,14 @@ def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[s
     encoded = context_ids(model, [c["text"] for c in contexts], max_length)
     pieces = [(enc, min(c["position"], len(enc["ids"]) - 1), c) for enc, c in zip(encoded, contexts) if enc["ids"]]
     top = max((c["activation"] for _, _, c in pieces), default=0.0)
-    words = [clean_token(enc["tokens"][at]) for enc, at, _ in pieces]
+    words = [_word(enc, at, c["text"])[0] for enc, at, c in pieces]
     scores = method_a.token_scores(words, [c["activation"] for _, _, c in pieces])
     record: dict[str, Any] = {"top_activation": float(top), "top_tokens": scores,
                               "backend": vectors.name, "contexts": [_window(enc, at, c) for enc, at, c in pieces]}
     embedded = [v for v in (vectors.vector(row["token"]) for row in scores) if v is not None]
     rng = np.random.default_rng(seed)
     coherence = method_a.coherence(np.stack(embedded) if len(embedded) >= 2 else None,
-                                   lambda n: vectors.random_vectors(n, rng))
+                                   lambda n: vectors.random_vectors(n, rng), floor=vectors.coherent_floor)
     record["coherence"] = coherence
     if top <= 0:
         record.update(substitutions=[], substitution_summary=method_a.substitution_summary([], 0.0),
@@ -107,6 +107,24 @@ def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[s
     return record
 
 
+def _word(enc: dict, at: int, text: str) -> tuple[str, int, int]:
+    """The whole word holding token ``at`` (letters and digits around its span in ``text``) and the range of
+    tokens that spell it, so 'rec ##om ##mend ##ation' is read, shown and substituted as one word."""
+    start, end = enc["spans"][at]
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    first = at
+    while first > 0 and enc["spans"][first - 1][0] >= start and enc["spans"][first - 1][1] > 0:
+        first -= 1
+    last = at + 1
+    while last < len(enc["spans"]) and enc["spans"][last][1] <= end and enc["spans"][last][0] >= start:
+        last += 1
+    word = text[start:end].strip()
+    return (word or clean_token(enc["tokens"][at])), first, last
+
+
 def _window(enc: dict, at: int, context: dict) -> dict[str, Any]:
     lo, hi = max(0, at - WINDOW), min(len(enc["tokens"]), at + WINDOW + 1)
     return {"text": context["text"], "key": context.get("key"), "activation": float(context["activation"]),
@@ -124,22 +142,23 @@ def _single_id(model: Model, word: str, like: str) -> int | None:
 
 
 def _substitution_variants(model: Model, pieces: list, scores: list[dict], vectors: WordVectors) -> list[dict]:
-    """For each of the strongest distinct tokens, its nearest words put in place of it in its strongest context."""
+    """For each of the strongest distinct words, its nearest words put in place of it in its strongest context."""
     variants = []
     for row in scores[:TOP_TOKENS_TESTED]:
-        match = next(((enc, at, c) for enc, at, c in pieces if clean_token(enc["tokens"][at]).lower()
-                      == row["token"].lower() and is_word_start(enc["tokens"][at])), None)
+        match = next(((enc, at, c) for enc, at, c in pieces
+                      if _word(enc, at, c["text"])[0].lower() == row["token"].lower()), None)
         if match is None:
             continue
         enc, at, c = match
+        _, first, last = _word(enc, at, c["text"])
         for word, score in vectors.neighbours(row["token"], SUBSTITUTES):
-            spelled = (" " + word) if enc["tokens"][at][:1] in ("Ġ", "▁") else word
+            spelled = (" " + word) if enc["tokens"][first][:1] in ("Ġ", "▁") else word
             ids = model.tokenizer(spelled, add_special_tokens=False)["input_ids"]
             if not ids:
                 continue
             variants.append({"token": row["token"], "substitute": word, "similarity": score, "original":
-                             float(c["activation"]), "ids": enc["ids"][:at] + list(ids) + enc["ids"][at + 1:],
-                             "at": at, "width": len(ids), "context": _window(enc, at, c)["window"]})
+                             float(c["activation"]), "ids": enc["ids"][:first] + list(ids) + enc["ids"][last:],
+                             "at": first, "width": len(ids), "context": _window(enc, at, c)["window"]})
     return variants
 
 

@@ -48,7 +48,8 @@ def test_explanation_of_the_planted_neuron(explained):
     explanation = explained[(0, PLANTED_NEURON)]["explanation"]
     tokens = [row["token"] for row in explanation["top_tokens"]]
     assert set(tokens) <= set(tiny.CONCEPT) and len(tokens) >= 3
-    assert explanation["top_tokens"][0]["score"] == 1.0 and all(row["score"] >= 0.3 for row in explanation["top_tokens"])
+    assert explanation["top_tokens"][0]["score"] == 1.0
+    assert all(row["score"] >= 0.3 for row in explanation["top_tokens"])
     assert explanation["coherence"]["coherent"] and explanation["coherence"]["value"] > 0.5
     summary = explanation["substitution_summary"]
     assert summary["n"] >= 5 and summary["firing"] >= summary["n"] // 2  # neighbours are other concept words

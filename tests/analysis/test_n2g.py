@@ -80,3 +80,18 @@ def test_substitutions_count_gains_and_losses():
     text = method_a.describe([{"token": "biopsy"}, {"token": "stent"}], {"coherent": True, "value": 0.7}, summary)
     assert text == "fires on a coherent word group (similarity 0.70) such as 'biopsy', 'stent'; " \
                    "2 of 3 in-context substitutes also fire"
+
+
+def test_near_identical_graphs_are_cross_linked():
+    from types import SimpleNamespace
+
+    from audit.stages.explain import _link_similar
+
+    def entry(name, patterns):
+        graph = [{"tokens": list(p), "activation": 0.9} for p in patterns]
+        return SimpleNamespace(name=name, explanation=SimpleNamespace(graph=graph)), "set", None
+
+    entries = [entry("L0.N1", [("a",), ("b",)]), entry("L1.N2", [("a",), ("b",)]), entry("L2.N3", [("c",)])]
+    _link_similar(entries)
+    assert entries[0][0].explanation.similar_neurons == ["L1.N2"]
+    assert entries[2][0].explanation.similar_neurons == []

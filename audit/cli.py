@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
                      "(default: the bundled everyday sentences)")
     run.add_argument("--no-ablation", action="store_true", help="skip ablation validation")
+    run.add_argument("--no-explain", action="store_true", help="skip explanations (top tokens, N2G graphs)")
+    run.add_argument("--corpus", metavar="FILE", help="more general text for explanations: one text per line, "
+                     "or JSONL with a 'text' field (streamed, any size)")
+    run.add_argument("--word-vectors", metavar="FILE", help="fastText .bin or .vec vectors for word similarity "
+                     "(default: the audited model's own input embeddings)")
     run.add_argument("--policy", metavar="FILE", help="audit config with PASS/FAIL thresholds (YAML)")
     run.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     run.add_argument("--no-pdf", action="store_true", help="write report.html only, not report.pdf")
@@ -149,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-stride", type=_int_in("baseline_stride"), default=8,
                          help="the rotation baseline estimates its mixtures' variances on every n-th token of "
                               "each text (default 8)")
-    compare.add_argument("--memory-budget", type=_int_in("memory_budget_mb"), default=2048, metavar="MB",
+    compare.add_argument("--memory-budget", type=_int_in("compare_memory_budget_mb"), default=2048, metavar="MB",
                          help="largest correlation state held at once; more layer pairs take more passes")
     compare.add_argument("--top-changed", type=_int_in("top_changed"), default=20, help="neurons in the changed table")
     compare.add_argument("--cards", type=_int_in("cards"), default=3, help="matched pairs' cards per probe set")
@@ -159,6 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
                    "--trust-remote-code", "--no-progress"):
         action = next(a for a in run._actions if option in a.option_strings)
         compare._add_action(action)
+
+    explain = commands.add_parser("explain", help="explain one neuron from general text (top tokens, graph)")
+    explain.add_argument("--model", default="default", help="default | local folder | Hugging Face id")
+    explain.add_argument("--neuron", required=True, metavar="L2.N693", help="the neuron, as reports name it")
+    explain.add_argument("--corpus", metavar="FILE", help="text to search: one text per line, or JSONL with a "
+                         "'text' field (streamed, any size); the reference corpus is always included")
+    explain.add_argument("--reference", metavar="FILE", help="general reference corpus (default: the bundled one)")
+    explain.add_argument("--word-vectors", metavar="FILE", help="fastText .bin or .vec vectors")
+    explain.add_argument("--top", type=int, default=20, metavar="K", help="top contexts to learn from (default 20)")
+    explain.add_argument("--json", metavar="FILE", help="also write the explanation as JSON here")
+    explain.add_argument("--device", default="auto")
+    explain.add_argument("--hf-cache-dir", metavar="DIR")
+
+    search = commands.add_parser("search", help="which reported neurons activate on or depend on a token")
+    search.add_argument("results", metavar="RESULTS.json")
+    search.add_argument("--token", required=True)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of results.json (schema_version 1)")
     schema.add_argument("--compare", action="store_true", help="the schema of comparison.json instead")
@@ -213,7 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        ablation=not args.no_ablation, ablate_k=args.ablate_k, ablate_per_layer=args.ablate_per_layer,
                        ablation_mode=args.ablation_mode, null_sets=args.null_sets,
                        ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache,
-                       memory_budget_mb=args.memory_budget)
+                       memory_budget_mb=args.memory_budget,
+                       explain=not args.no_explain, corpus=args.corpus, word_vectors=args.word_vectors)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
     policy = load_policy(args.policy) if args.policy else None
     if policy is not None:
@@ -229,6 +251,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .probes.reference import load_reference
 
         load_reference(args.reference)  # fail on a bad corpus before the model loads
+    if args.corpus:
+        from .probes.corpus import check_corpus
+
+        check_corpus(args.corpus)
+    if args.word_vectors:
+        from .model.similarity import fasttext_vectors
+
+        fasttext_vectors(args.word_vectors)  # a bad vectors file fails before the audit, not after it
     _check_scale_options(args)
     with OutputLock(out) if out is not None else contextlib.nullcontext():
         model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
@@ -491,8 +521,71 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "render": cmd_render, "schema": cmd_schema,
-            "validate": cmd_validate, "import": cmd_import}
+NEURON = re.compile(r"^L(\d+)\.N(\d+)$")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from itertools import chain
+
+    from .model.contexts import keyed
+    from .model.loading import load_model
+    from .model.similarity import fasttext_vectors, word_vectors
+    from .probes.corpus import check_corpus, iter_corpus
+    from .probes.reference import load_reference
+    from .results.io import write_outputs
+    from .stages.explain import explain_one
+
+    match = NEURON.match(args.neuron.strip())
+    if match is None:
+        raise AuditInputError(f"--neuron: expected a name like L2.N693, got {args.neuron!r}")
+    if not 2 <= args.top <= 1000:
+        raise AuditInputError(f"--top: expected an int in [2, 1000], got {args.top}")
+    if args.corpus:
+        check_corpus(args.corpus)
+    if args.word_vectors:
+        fasttext_vectors(args.word_vectors)
+    reference = load_reference(args.reference)
+    model = load_model(args.model, device=args.device, cache_dir=args.hf_cache_dir)
+    general = keyed(reference, "reference")
+    if args.corpus:
+        general = chain(general, iter_corpus(args.corpus))
+    record = explain_one(model, int(match[1]), int(match[2]), general, word_vectors(model, args.word_vectors),
+                         k=args.top)
+    print(f"{args.neuron} ({model.name}): {record['description']}")
+    print("  top tokens: " + ", ".join(f"{t['token']} {t['score']:.2f}" for t in record["top_tokens"][:10]))
+    if record["coherence"]:
+        c = record["coherence"]
+        print(f"  coherence {c['value']:.2f} (random word sets {c['null_mean']:.2f}, 95th pct {c['null_p95']:.2f})")
+    for s in record.get("substitutions", [])[:10]:
+        print(f"  {s['token']} -> {s['substitute']}: {s['original']:.2f} -> {s['activation']:.2f}  ({s['context']})")
+    for p in record.get("graph", [])[:10]:
+        print(f"  pattern {' <- '.join(p['tokens'])}: {p['activation']:.2f}")
+    if record.get("fidelity"):
+        f = record["fidelity"]
+        print(f"  held-out F1 ({record['fidelity_texts']} texts): graph {f['graph']['f1']:.2f}, token lookup "
+              f"{f['token_lookup']['f1']:.2f}, bigram {f['ngram']['f1']:.2f}")
+    if args.json:
+        out = Path(args.json)
+        write_outputs(out.parent, {out.name: json.dumps(record, indent=2, default=float)})
+        print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .results.io import load_results, to_json
+    from .results.search import search
+
+    rows = search(to_json(load_results(args.results)), args.token)
+    if not rows:
+        print(f"no reported neuron's explanation names {args.token!r}")
+    for row in rows:
+        print(f"{row['neuron']:>12s}  {row['probeset']}: {row['relation']} {args.token!r} ({row['score']:.2f}); "
+              f"{row['description']}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "explain": cmd_explain, "search": cmd_search,
+            "render": cmd_render, "schema": cmd_schema, "validate": cmd_validate, "import": cmd_import}
 
 
 def _quiet_libraries() -> None:

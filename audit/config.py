@@ -15,10 +15,10 @@ INT_RANGES = {  # inclusive bounds of every integer setting; the CLI checks its 
     "top_k": (1, 1000), "seed": (0, 2**32 - 1), "batch_size": (1, 65536), "max_length": (2, 1 << 20),
     "bootstrap_resamples": (100, 100_000), "n_exemplars": (1, 100), "ablate_k": (1, 10_000),
     "ablate_per_layer": (1, 10_000), "null_sets": (2, 10_000), "ablation_texts": (4, 1_000_000),
-    "reference_texts": (10, 1_000_000), "memory_budget_mb": (64, 1 << 30),
+    "reference_texts": (10, 1_000_000), "memory_budget_mb": (64, 1 << 30), "explain_k": (2, 1000),
 }
 EXECUTION_RANGES = {"workers": (1, 100_000), "shard_size": (1, 10_000_000)}  # scale-out options (not settings)
-COMPARE_RANGES = {"baseline_stride": (1, 1000), "memory_budget_mb": (16, 1 << 22), "top_changed": (1, 10_000),
+COMPARE_RANGES = {"baseline_stride": (1, 1000), "compare_memory_budget_mb": (16, 1 << 22), "top_changed": (1, 10_000),
                   "cards": (1, 100)}  # options of `compare`, checked by CompareConfig and the CLI alike
 POOLINGS = ("max", "mean")  # how per-token activations become one response per text
 ABLATION_MODES = ("zero", "mean", "dampen")  # how flagged neurons are intervened on
@@ -44,6 +44,10 @@ class RunConfig:
     reference: str | None = None
     reference_texts: int = 100
     evidence: bool = True
+    explain: bool = True  # explanations (method A + N2G graph) and the verdict built on them
+    explain_k: int = 20  # top contexts per neuron the explanation learns from
+    corpus: str | None = None  # extra general text (plain lines or JSONL) for top contexts
+    word_vectors: str | None = None  # fastText .bin/.vec for word similarity; default: the model's embeddings
     cache_dir: str | None = None
     memory_budget_mb: int = 2048  # per-text aggregates beyond this are memory-mapped from a temporary file
     progress: bool = True
@@ -91,7 +95,8 @@ class CompareConfig:
             raise expected("The 'layers' parameter", f"one of {LAYER_MODES}", self.layers)
         if self.align not in ALIGNMENTS:
             raise expected("The 'align' parameter", f"one of {ALIGNMENTS}", self.align)
-        for name in ("baseline_stride", "memory_budget_mb", "top_changed"):
+        _check_int("memory_budget_mb", self.memory_budget_mb, *COMPARE_RANGES["compare_memory_budget_mb"])
+        for name in ("baseline_stride", "top_changed"):
             _check_int(name, getattr(self, name), *COMPARE_RANGES[name])
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not 0 < self.threshold < 2:

@@ -71,3 +71,41 @@ def vocabulary_hint(kurtosis: float, skew: float) -> str | None:
     if kurtosis < 10:
         return None
     return "prediction neuron" if skew > 0 else "suppression neuron"
+
+
+SIMILAR = 0.4  # a token this similar (cosine) to one of the concept's top tokens counts as the same concept
+
+
+def explained_verdict(other_aurocs: Mapping[str, float], strong: list[dict], uncovered: list[dict], *,
+                      examined: int, direction: str = "positive") -> tuple[str, list[str]]:
+    """The verdict rebuilt on the neuron's explanation.
+
+    ``strong``: its strongest general-text contexts at concept strength (of ``examined``); ``uncovered``:
+    those its graph does not predict and whose activating token is unlike its concept tokens (each with
+    ``token`` and ``window``). Polysemantic when selective for another audited concept or when at least
+    half the examined contexts are strong and unexplained; looks monosemantic when at most a fifth are.
+    """
+    reasons, poly = [], False
+    for name, value in sorted(other_aurocs.items()):
+        strength = value if direction == "positive" else 1.0 - value
+        if strength >= ELSEWHERE_AUROC:
+            poly = True
+            reasons.append(f"also selective for '{name}' (AUROC {value:.2f})")
+    share = len(uncovered) / examined if examined else 0.0
+    named = "; ".join(f"'{c['token']}' in \"{c['window']}\"" for c in uncovered[:3])
+    if uncovered and share >= POLY_SHARE:
+        poly = True
+        reasons.append(f"{len(uncovered)} of its {examined} strongest general-text contexts fire at concept "
+                       f"strength on tokens its explanation does not cover: {named}")
+    covered = len(strong) - len(uncovered)
+    if poly:
+        return POLYSEMANTIC, reasons
+    explained = (f"{covered} of {len(strong)} strong general-text contexts are explained by its graph or concept "
+                 "tokens" if strong else "no general-text context fires at concept strength")
+    others = (f"not selective for the {len(other_aurocs)} other audited concept(s)" if other_aurocs
+              else "no other concept was audited")
+    if share <= MONO_SHARE:
+        reasons = [explained, others] + ([f"unexplained: {named}"] if uncovered else [])
+        return MONOSEMANTIC, reasons
+    return INSUFFICIENT, [f"{len(uncovered)} of {examined} strongest general-text contexts are unexplained "
+                          f"(between the thresholds): {named}", others]

@@ -116,6 +116,28 @@ class Vocabulary(Record):
 
 
 @record
+class Explanation(Record):
+    """What a neuron does, in checkable form: method A (top tokens with normalised scores, their coherence
+    against random word sets, in-context substitutions and a template description) and an N2G graph
+    (patterns: activating token first, then its context backwards, ``*`` for any token) with held-out
+    token-level fidelity beside the token-lookup and bigram baselines."""
+
+    description: str
+    backend: str
+    top_activation: float
+    top_tokens: list[dict[str, Any]]
+    coherence: dict[str, Any] | None
+    contexts: list[dict[str, Any]]
+    substitutions: list[dict[str, Any]]
+    substitution_summary: dict[str, Any]
+    graph: list[dict[str, Any]] = optional()
+    fidelity: dict[str, Any] = optional()
+    fidelity_texts: int = optional()
+    similar_neurons: list[str] = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class NeuronEntry(Record):
     """Fields every reported neuron has; the evidence stage fills the optional ones."""
 
@@ -151,6 +173,7 @@ class ConceptNeuron(NeuronEntry):
     polysemantic: bool = optional()
     histogram: Histogram = optional()
     vocabulary: Vocabulary = optional()
+    explanation: Explanation = optional()
     extra: dict[str, Any] = extra_field()
 
 
@@ -176,6 +199,7 @@ class GroupNeuron(NeuronEntry):
     polysemantic: bool = optional()
     histogram: Histogram = optional()
     vocabulary: Vocabulary = optional()
+    explanation: Explanation = optional()
     extra: dict[str, Any] = extra_field()
 
 
@@ -604,7 +628,8 @@ class AuditResult(Record):
 
 
 __all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection",
-           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "GroupNeuron", "GroupValue",
+           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation",
+           "GroupNeuron", "GroupValue",
            "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronEntry", "NullComparison",
            "NullDistribution", "OutputDisparity", "OutputTable", "PairRow", "PairedSection", "PolicyCheck",
            "PolicyResult", "Polysemanticity", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts",

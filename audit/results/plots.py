@@ -92,3 +92,45 @@ def effect_vs_null(null: Sequence[float], effect: float, title: str) -> str:
             f'<text x="{x(low):.1f}" y="{HEIGHT - BOTTOM + 10}">{low:.3g}</text>'
             f'<text x="{x(high):.1f}" y="{HEIGHT - BOTTOM + 10}" text-anchor="end">{high:.3g}</text>')
     return _frame(body, title)
+
+
+def neuron_graph(patterns: Sequence[Mapping], title: str, *, limit: int = 12) -> str:
+    """An N2G graph as SVG: activating tokens on the right, their context tokens leftwards (``*``: any
+    token); a node's fill darkens with the activation of the pattern ending there. The ``limit`` strongest
+    firing patterns are drawn."""
+    chosen = [p for p in patterns if p["activation"] >= 0.5][:limit]
+    if not chosen:
+        return ""
+    nodes: dict[tuple[str, ...], dict] = {}
+    for row, item in enumerate(sorted(chosen, key=lambda p: tuple(p["tokens"]))):
+        path = tuple(item["tokens"])
+        for depth in range(1, len(path) + 1):
+            node = nodes.setdefault(path[:depth], {"rows": [], "value": None})
+            node["rows"].append(row)
+        nodes[path]["value"] = item["activation"]
+    depth_max = max(len(k) for k in nodes)
+    column, line, box = 96, 22, 88
+    width, height = column * depth_max + 8, line * len(chosen) + 24
+    top = max(p["activation"] for p in chosen)
+
+    def place(key: tuple[str, ...]) -> tuple[float, float]:
+        rows = nodes[key]["rows"]
+        return width - column * len(key) + 4, 20 + line * (sum(rows) / len(rows))
+
+    parts = []
+    for key in nodes:
+        if len(key) > 1:
+            (x1, y1), (x2, y2) = place(key), place(key[:-1])
+            parts.append(f'<line x1="{x1 + box:.0f}" y1="{y1 + 7:.0f}" x2="{x2:.0f}" y2="{y2 + 7:.0f}" stroke="#999"/>')
+    for key, node in nodes.items():
+        x, y = place(key)
+        shade = 0.15 + 0.75 * (node["value"] / top) if node["value"] is not None else 0.0
+        fill = f"rgba(214,39,40,{shade:.2f})" if node["value"] is not None else "#f4f4f4"
+        label = key[-1].replace("Ġ", "").replace("▁", "")
+        label = label if len(label) <= 12 else label[:11] + "…"
+        parts.append(f'<rect x="{x:.0f}" y="{y - 5:.0f}" width="{box}" height="18" rx="3" fill="{fill}" '
+                     f'stroke="#777"/><text x="{x + box / 2:.0f}" y="{y + 8:.0f}" font-size="10" '
+                     f'text-anchor="middle">{escape(label)}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {width} {height}" '
+            f'width="{width}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+            + "".join(parts) + "</svg>")

@@ -33,6 +33,7 @@ def _environment() -> jinja2.Environment:
     env.filters["layer_labels"] = lambda values: [f"L{i}" for i in range(len(values))]
     env.filters["bars_svg"] = lambda labels, series, title: Markup(plots.bars(labels, series, title))
     env.filters["histogram_svg"] = lambda edges, series, title: Markup(plots.histogram(edges, series, title))
+    env.filters["graph_svg"] = lambda patterns, title: Markup(plots.neuron_graph(patterns, title))
     env.filters["effect_svg"] = lambda null, effect, title: Markup(plots.effect_vs_null(null, effect, title))
     return env
 

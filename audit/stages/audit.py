@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,8 +17,11 @@ from ..config import RunConfig
 from ..execution.executor import Executor
 from ..execution.state import StateStore
 from ..model.cache import Runner, cached_harvest, harvest_key
+from ..model.contexts import keyed
 from ..model.harvest import Activations
 from ..model.loading import Model
+from ..model.similarity import word_vectors
+from ..probes.corpus import iter_corpus
 from ..probes.probeset import ProbeSet
 from ..probes.reference import load_reference
 from ..provenance import package_versions
@@ -34,6 +38,7 @@ from ..results.contract import (
 from .ablation import concept_ablation, paired_ablation
 from .concept import concept_section
 from .evidence import Responses, attach_evidence
+from .explain import attach_explanations
 from .paired import paired_caveats, paired_section, uses_lape
 
 
@@ -96,6 +101,9 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         reference_acts = collect(reference, token_moments=True, description="reference")
         attach_evidence(model, reported, aurocs, reference, reference_acts)
         timings["evidence"] = time.perf_counter() - tick
+        if config.explain and reported:
+            timings.update({f"explain:{k}": v for k, v in explanations(model, probesets, reported, reference,
+                                                                       set(aurocs), config).items()})
     run = RunInfo(seed=config.seed, started_at=started_at, duration_s=time.perf_counter() - started,
                   device=str(model.device), versions=package_versions(), settings=config.to_dict(),
                   timings_s=timings, truncated_texts=truncated,
@@ -119,6 +127,23 @@ def _runner(model: Model, executor: Executor | None, state: StateStore | None) -
         return executor.harvest(model, texts, settings=settings, description=description, job=job)
 
     return run
+
+
+def explanations(model: Model, probesets: Sequence[ProbeSet], reported: list, reference: Sequence[str],
+                 concept_sets: set[str], config: RunConfig) -> dict[str, float]:
+    """Explain each reported neuron (top contexts from its probe set, the reference corpus and any
+    ``--corpus``) and rebuild its polysemanticity verdict on the explanation."""
+    tick = time.perf_counter()
+    vectors = word_vectors(model, config.word_vectors)
+    texts = {p.name: p.texts if p.kind == "concept" else [item[g] for item in p.items for g in p.groups]
+             for p in probesets}
+    general = keyed(reference, "reference")
+    if config.corpus:
+        general = chain(general, iter_corpus(config.corpus))
+    timings = attach_explanations(model, reported, texts, general, vectors, concept_sets, k=config.explain_k,
+                                  max_length=config.max_length, batch_size=config.batch_size, seed=config.seed)
+    timings["vectors"] = time.perf_counter() - tick - timings["contexts"] - timings["explain"]
+    return timings
 
 
 def reported_responses(probeset: ProbeSet, section: ConceptSection | PairedSection, runs: Sequence[Activations],

@@ -1,0 +1,86 @@
+"""Batched re-runs of edited token sequences, reading one neuron: the forward passes explanations need.
+
+Saliency, pruning, augmentation and substitution all ask the same question of many small variants of a
+context: how strongly does neuron (layer, index) fire at these positions? One forward per batch of
+variants answers it, and the pass stops at the neuron's layer (later layers cannot change it).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .loading import Model
+from .outputs import forward
+
+
+class _Stop(Exception):
+    """Raised by the hook once the neuron's layer has been read."""
+
+
+def special_frame(model: Model) -> tuple[list[int], list[int]]:
+    """The special-token ids the tokenizer puts before and after a text (e.g. BERT's [CLS] … [SEP])."""
+    if model.name not in _FRAMES:
+        bare = model.tokenizer("hello", add_special_tokens=False)["input_ids"]
+        full = model.tokenizer("hello")["input_ids"]
+        offset = next((i for i in range(len(full)) if full[i:i + len(bare)] == bare), 0)
+        _FRAMES[model.name] = (full[:offset], full[offset + len(bare):])
+    return _FRAMES[model.name]
+
+
+_FRAMES: dict[str, tuple[list[int], list[int]]] = {}
+
+
+def wrap(model: Model, ids: Sequence[int]) -> tuple[list[int], int]:
+    """A real-token id sequence with the tokenizer's special tokens added, and the offset of its first token."""
+    prefix, suffix = special_frame(model)
+    return [*prefix, *ids, *suffix], len(prefix)
+
+
+def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequence[Sequence[int]], *,
+                       batch_size: int = 256) -> list[np.ndarray]:
+    """Per sequence of real-token ids, the neuron's activation at every real token (one forward per batch)."""
+    results: list[np.ndarray] = [np.zeros(0, np.float32)] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    captured: dict[str, torch.Tensor] = {}
+
+    def read(at: int, x: torch.Tensor) -> None:
+        if at == layer:
+            captured["x"] = x[:, :, neuron].float().cpu()
+            raise _Stop
+
+    pad = model.tokenizer.pad_token_id
+    pad = pad if pad is not None else 0
+    with torch.inference_mode(), model.sites.hooked(read):
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            wrapped = [wrap(model, sequences[i]) for i in rows]
+            width = max(len(full) for full, _ in wrapped)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, (full, _) in enumerate(wrapped):
+                ids[r, :len(full)] = torch.tensor(full)
+                mask[r, :len(full)] = 1
+            try:
+                forward(model, {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)},
+                        outputs=False)
+            except _Stop:
+                pass
+            values = captured["x"].numpy()
+            for r, i in enumerate(rows):
+                offset = wrapped[r][1]
+                results[i] = values[r, offset:offset + len(sequences[i])].copy()
+    return results
+
+
+def context_ids(model: Model, texts: Sequence[str], max_length: int) -> list[dict]:
+    """Each text's real-token ids, token strings and character spans (truncated like harvest)."""
+    if not texts:
+        return []
+    encoded = model.tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                              max_length=max(1, max_length - 2), return_offsets_mapping=True)
+    return [{"ids": list(ids), "tokens": model.tokenizer.convert_ids_to_tokens(list(ids)),
+             "spans": [list(span) for span in spans]}
+            for ids, spans in zip(encoded["input_ids"], encoded["offset_mapping"])]

@@ -1,0 +1,97 @@
+"""Explanations on planted neurons: method A, N2G graphs and the verdict rebuilt on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from audit.analysis.polysemanticity import MONOSEMANTIC, POLYSEMANTIC
+from audit.config import RunConfig
+from audit.errors import AuditInputError
+from audit.model.similarity import embedding_vectors, fasttext_vectors
+from audit.probes.probeset import load_probesets
+from tests import tiny
+from tests.conftest import PLANTED_NEURON, POLY_NEURON, audited
+
+
+@pytest.fixture(scope="module")
+def explained(planted_model, concept_yaml, tmp_path_factory):
+    """One audit of the planted set; the reference corpus holds the concept in 2 % of lines and the
+    poly neuron's second word group in 30 lines."""
+    folder = tmp_path_factory.mktemp("explain")
+    reference = folder / "reference.txt"
+    lines = (tiny.sentences(360, seed=21) + tiny.sentences(8, seed=22, insert=tiny.CONCEPT)
+             + tiny.sentences(30, seed=23, insert=tiny.SECOND))
+    reference.write_text("\n".join(lines), encoding="utf-8")
+    config = RunConfig(top_k=10, progress=False, bootstrap_resamples=200, ablation=False, reference=str(reference))
+    result = audited(planted_model, load_probesets([concept_yaml]), config)
+    return {(n["layer"], n["neuron"]): n for n in result["probesets"][0]["neurons"]}
+
+
+def test_single_concept_neuron_stays_monosemantic_though_general_text_mentions_it(explained):
+    evidence = explained[(0, PLANTED_NEURON)]["polysemanticity"]
+    assert evidence["verdict"] == MONOSEMANTIC, evidence["reasons"]
+    assert evidence["previous_verdict"] != MONOSEMANTIC  # the old rule counted the concept lines as unrelated
+    assert evidence["unexplained_contexts"] == []
+
+
+def test_two_word_group_neuron_is_polysemantic_and_the_reasons_name_the_contexts(explained):
+    evidence = explained[(0, POLY_NEURON)]["polysemanticity"]
+    assert evidence["verdict"] == POLYSEMANTIC and explained[(0, POLY_NEURON)]["polysemantic"]
+    assert evidence["unexplained_contexts"]
+    assert all(c["token"] in tiny.SECOND for c in evidence["unexplained_contexts"])
+    assert any(word in evidence["reasons"][0] for word in tiny.SECOND)
+
+
+def test_explanation_of_the_planted_neuron(explained):
+    explanation = explained[(0, PLANTED_NEURON)]["explanation"]
+    tokens = [row["token"] for row in explanation["top_tokens"]]
+    assert set(tokens) <= set(tiny.CONCEPT) and len(tokens) >= 3
+    assert explanation["top_tokens"][0]["score"] == 1.0
+    assert all(row["score"] >= 0.3 for row in explanation["top_tokens"])
+    assert explanation["coherence"]["coherent"] and explanation["coherence"]["value"] > 0.5
+    summary = explanation["substitution_summary"]
+    assert summary["n"] >= 5 and summary["firing"] >= summary["n"] // 2  # neighbours are other concept words
+    assert "fires on a coherent word group" in explanation["description"]
+    fidelity = explanation["fidelity"]
+    assert fidelity["graph"]["f1"] >= 0.9 and fidelity["graph"]["n_firing"] > 0
+    assert fidelity["graph"]["f1"] >= fidelity["ngram"]["f1"]
+    assert any(pattern["tokens"][0] in tiny.CONCEPT for pattern in explanation["graph"])
+
+
+def test_fasttext_vectors_bin_and_vec_trained_in_process(tmp_path):
+    fasttext = pytest.importorskip("fasttext")
+    corpus = tmp_path / "corpus.txt"
+    rng = np.random.default_rng(0)
+    lines = [" ".join(rng.choice(group, 6)) for group in (tiny.CONCEPT, tiny.SECOND, tiny.ORDINARY) for _ in range(200)]
+    corpus.write_text("\n".join(lines), encoding="utf-8")
+    model = fasttext.train_unsupervised(str(corpus), model="skipgram", dim=16, epoch=50, lr=0.1, minCount=1, thread=1,
+                                        minn=0, maxn=0, ws=3, verbose=0)
+    model.save_model(str(tmp_path / "tiny.bin"))
+    words = model.get_words()
+    vec = tmp_path / "tiny.vec"
+    vec.write_text(f"{len(words)} 16\n" + "\n".join(f"{w} " + " ".join(f"{x:.6f}" for x in model.get_word_vector(w))
+                                                     for w in words), encoding="utf-8")
+    for path in (tmp_path / "tiny.bin", vec):
+        vectors = fasttext_vectors(path)
+        found = [word for word, _ in vectors.neighbours("poison", 3)]
+        assert set(found) <= set(tiny.CONCEPT), (path.suffix, found)
+        assert "poison" not in found
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("v.txt", "x", "expected a fastText .bin or .vec"),
+    ("v.vec", "2 3\nword 1 2\n", "line 2 has 2 values, expected"),
+    ("v.bin", "not a model", "not a fastText model"),
+])
+def test_bad_word_vectors_are_input_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(AuditInputError, match=message):
+        fasttext_vectors(path)
+
+
+def test_model_embedding_neighbours_of_a_planted_word(planted_model):
+    vectors = embedding_vectors(planted_model)
+    assert {w for w, _ in vectors.neighbours("poison", 4)} <= set(tiny.CONCEPT) - {"poison"}

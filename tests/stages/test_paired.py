@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from audit.config import RunConfig
+from audit.errors import AuditWarning
 from audit.model.loading import load_model
 from audit.probes.probeset import load_probesets
 from tests import tiny
@@ -84,8 +85,9 @@ def test_single_word_neuron_has_low_robust_effect(model, tmp_path):
 
 def test_identical_texts_give_no_disparity(model, tmp_path):
     texts = tiny.sentences(30, seed=3)
-    sets = write(tmp_path, {"name": "same", "description": "d", "kind": "paired", "groups": ["a", "b"],
-                            "items": [{"a": t, "b": t, "target": "cat"} for t in texts]})
+    with pytest.warns(AuditWarning, match="the same text for two groups"):
+        sets = write(tmp_path, {"name": "same", "description": "d", "kind": "paired", "groups": ["a", "b"],
+                                "items": [{"a": t, "b": t, "target": "cat"} for t in texts]})
     section = audited(model, sets, FAST)["probesets"][0]
     counts = section["disparity"]["counts"]
     assert counts["q_only"]["any_group"] == 0 and section["disparity"]["neurons"] == []

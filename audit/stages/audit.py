@@ -31,7 +31,7 @@ from ..results.contract import (
 )
 from .ablation import concept_ablation, paired_ablation
 from .concept import concept_section
-from .evidence import Responses, attach_evidence
+from .evidence import Responses, attach_evidence, neuron_classes
 from .paired import paired_caveats, paired_section, uses_lape
 
 
@@ -80,12 +80,18 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
             section.ablation = ablation_section(model, probeset, runs, config, reference, seed=seed)
             timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
+    classes = None
+    if config.neuron_classes and model.kind == "causal-lm":
+        tick = time.perf_counter()
+        classes = neuron_classes(model, cache_dir=config.cache_dir)
+        timings["neuron_classes"] = time.perf_counter() - tick
     if config.evidence:
         tick = time.perf_counter()
         reference_acts = cached_harvest(model, reference, cache_dir=config.cache_dir, batch_size=config.batch_size,
                                         max_length=config.max_length, token_moments=True, progress=config.progress,
                                         description="reference")
-        attach_evidence(model, reported, aurocs, reference, reference_acts)
+        attach_evidence(model, reported, aurocs, reference, reference_acts,
+                        classes=classes[1] if classes is not None else None)
         timings["evidence"] = time.perf_counter() - tick
     run = RunInfo(seed=config.seed, started_at=started_at, duration_s=time.perf_counter() - started,
                   device=str(model.device), versions=package_versions(), settings=config.to_dict(),
@@ -94,7 +100,10 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     if clamped:
         notes.insert(0, f"Texts were truncated at {limit} tokens, the model's position limit, below the "
                         f"requested max_length.")
-    return AuditResult(model=ModelInfo.from_dict(model.summary()), run=run, probesets=sections, caveats=notes)
+    result = AuditResult(model=ModelInfo.from_dict(model.summary()), run=run, probesets=sections, caveats=notes)
+    if classes is not None:
+        result.neuron_classes = classes[0]
+    return result
 
 
 def reported_responses(probeset: ProbeSet, section: ConceptSection | PairedSection, runs: Sequence[Activations],

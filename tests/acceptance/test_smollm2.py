@@ -44,14 +44,14 @@ def test_smollm2_hash_mismatch_is_refused(monkeypatch):
 
 
 def test_smollm2_small_toxicity_audit_with_generation_check(smollm2, tmp_path):
-    """20 matched pairs, top 3, 40 reference sentences: selective neurons, cards, ablation and the check."""
+    """40 matched pairs, top 3, 40 reference sentences: selective neurons, cards, ablation and the check."""
     (toxicity,) = load_probesets([BUNDLED_DIR / "toxicity.yaml"])
     subset = {"name": "toxicity-subset", "description": toxicity.description, "kind": "concept",
               "concept": toxicity.concept, "tags": list(toxicity.tags),
-              "positive": list(toxicity.positive[:20]), "negative": list(toxicity.negative[:20])}
+              "positive": list(toxicity.positive[:40]), "negative": list(toxicity.negative[:40])}
     (tmp_path / "subset.yaml").write_text(yaml.safe_dump(subset, sort_keys=False), encoding="utf-8")
     (tmp_path / "reference.txt").write_text("\n".join(load_reference(None)[:40]) + "\n", encoding="utf-8")
-    config = RunConfig(top_k=3, bootstrap_resamples=200, progress=False, ablate_k=5, null_sets=5, ablation_texts=6,
+    config = RunConfig(top_k=3, bootstrap_resamples=200, progress=False, ablate_k=5, null_sets=5, ablation_texts=8,
                        reference=str(tmp_path / "reference.txt"), reference_texts=10, neuron_classes=False)
     result = audited(smollm2, load_probesets([tmp_path / "subset.yaml"]), config)
     section = result["probesets"][0]
@@ -60,9 +60,10 @@ def test_smollm2_small_toxicity_audit_with_generation_check(smollm2, tmp_path):
     card = section["neurons"][0]
     assert card["polysemanticity"]["verdict"] and card["vocabulary"]["promoted"]
     ablation = section["ablation"]
+    assert "skipped" not in ablation, ablation.get("skipped")
     assert ablation["metric"] == "kl_positive" and ablation["effect"] > 0 and "loglik_change_positive" in ablation[
         "metrics"]
     check = ablation["generation"]
-    assert check["n_pairs"] + check["n_pairs_skipped"] == 6 and check["n_pairs"] >= 3
+    assert check["n_pairs"] + check["n_pairs_skipped"] == 8 and check["n_pairs"] >= 4
     assert check["logprob_positive_clean"] < 0 and check["null"]["n"] == 5
     assert check["perplexity_relative_change"] == ablation["collateral"]["relative_change"]

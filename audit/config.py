@@ -48,6 +48,8 @@ class RunConfig:
     explain_k: int = 20  # top contexts per neuron the explanation learns from
     corpus: str | None = None  # extra general text (plain lines or JSONL) for top contexts
     word_vectors: str | None = None  # fastText .bin/.vec for word similarity; default: the model's embeddings
+    neuron_classes: bool = True  # causal LMs: classify every neuron from W_out·W_U
+    generation_check: bool = True  # safety-tagged concept sets: toxic vs neutral continuation log-probs
     cache_dir: str | None = None
     memory_budget_mb: int = 2048  # per-text aggregates beyond this are memory-mapped from a temporary file
     progress: bool = True

@@ -17,6 +17,7 @@ from ..errors import AuditWarning
 from ..provenance import sha256_json
 from .harvest import Activations, harvest
 from .loading import Model
+from .vocab import vocabulary_statistics
 
 FORMAT = 1  # bump when the harvest's aggregates change meaning
 
@@ -86,6 +87,10 @@ def save(acts: Activations, path: Path) -> None:
         arrays.update(moments=acts.moments, positive=acts.positive)
     for key, values in (acts.outputs or {}).items():
         arrays[f"outputs.{key}"] = values
+    _write_npz(arrays, path)
+
+
+def _write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
     try:
@@ -107,3 +112,20 @@ def load(path: Path) -> Activations:
                            moments=data["moments"] if "moments" in data.files else None,
                            positive=data["positive"] if "positive" in data.files else None,
                            outputs=outputs or None)
+
+
+def cached_vocabulary_statistics(model: Model, *, cache_dir: str | Path | None) -> dict[str, np.ndarray] | None:
+    """:func:`vocabulary_statistics` (a minute or more for a large vocabulary on CPU), kept in ``cache_dir``
+    keyed by the weights hash."""
+    if cache_dir is None or not model.weights_sha256 or model.kind != "causal-lm":
+        return vocabulary_statistics(model)
+    key = sha256_json({"format": FORMAT, "vocabulary_statistics": 1, "weights": model.weights_sha256,
+                       "site": model.sites.path_template})
+    path = Path(cache_dir) / f"vocab-{key}.npz"
+    if path.is_file():
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
+    found = vocabulary_statistics(model)
+    if found is not None:
+        _write_npz(found, path)
+    return found

@@ -94,12 +94,50 @@ def assemble(n_texts: int, parts: Sequence[tuple[np.ndarray, Activations]]) -> A
 
 @dataclass
 class _Batch:
-    """What the layer hook needs to know about the batch in flight."""
+    """What the layer hook needs to know about the batch in flight, and where it leaves its results.
 
-    rows: np.ndarray
+    The hook writes each layer's aggregates into ``max``/``mean`` (batch × layers × neurons) on the device;
+    they are copied to the host once per batch, so the device is never synchronised layer by layer.
+    """
+
     mean_weights: torch.Tensor  # (batch, 1, tokens): 1/n on real tokens, 0 elsewhere
     max_bias: torch.Tensor  # (batch, tokens, 1): 0 on real tokens, −inf on padding/special positions
-    real: torch.Tensor  # (batch, tokens) bool
+    real: torch.Tensor  # (batch, tokens, 1) float: 1 on real tokens, 0 elsewhere
+    max: torch.Tensor
+    mean: torch.Tensor
+
+
+class _HostCopies:
+    """Per-batch device → host copies of the aggregates: non-blocking into pinned buffers on CUDA, each
+    scattered into the output arrays only when the next batch has been queued (one sync per batch)."""
+
+    def __init__(self, out: Activations) -> None:
+        self.out = out
+        self.pending: tuple[np.ndarray, torch.Tensor, torch.Tensor, Any] | None = None
+
+    def push(self, rows: np.ndarray, batch: _Batch) -> None:
+        cuda = batch.max.device.type == "cuda"
+        if cuda:
+            host_max = torch.empty(batch.max.shape, dtype=batch.max.dtype, pin_memory=True)
+            host_mean = torch.empty(batch.mean.shape, dtype=batch.mean.dtype, pin_memory=True)
+            host_max.copy_(batch.max, non_blocking=True)
+            host_mean.copy_(batch.mean, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            host_max, host_mean, event = batch.max, batch.mean, None
+        self.flush()
+        self.pending = (rows, host_max, host_mean, event)
+
+    def flush(self) -> None:
+        if self.pending is None:
+            return
+        rows, host_max, host_mean, event = self.pending
+        if event is not None:
+            event.synchronize()
+        self.out.max[rows] = host_max.numpy()
+        self.out.mean[rows] = host_mean.numpy()
+        self.pending = None
 
 
 def tokenize(model: Model, texts: Sequence[str], max_length: int, **extra: Any) -> dict[str, Any]:
@@ -157,19 +195,30 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
                       positive=np.zeros((n_layers, n_neurons)) if token_moments else None,
                       outputs=allocate(model, n_texts) if outputs else None)
     batch: list[_Batch] = []
+    moments = positive = None
+    if token_moments:  # accumulated on the device, copied once at the end
+        moments = torch.zeros((4, n_layers, n_neurons), dtype=torch.float64, device=model.device)
+        positive = torch.zeros((n_layers, n_neurons), dtype=torch.float64, device=model.device)
 
     def read(layer: int, x: torch.Tensor) -> None:
         current = batch[0]
-        out.mean[current.rows, layer] = torch.bmm(current.mean_weights.to(x.dtype), x)[:, 0].float().cpu().numpy()
+        current.mean[:, layer] = torch.bmm(current.mean_weights.to(x.device, x.dtype), x)[:, 0].to(
+            current.mean.device, non_blocking=True)
         # an additive 0/−inf bias masks padding and special tokens (measured 3× faster than masked_fill)
-        out.max[current.rows, layer] = (x + current.max_bias.to(x.dtype)).amax(dim=1).float().cpu().numpy()
-        if out.moments is not None:
-            tokens = x[current.real].double()
+        current.max[:, layer] = (x + current.max_bias.to(x.device, x.dtype)).amax(dim=1).to(
+            current.max.device, non_blocking=True)
+        if moments is not None:
+            real = current.real.to(x.device)
+            tokens = x.double() * real  # padding rows become 0 and add nothing to any power sum
             squared = tokens * tokens
-            out.moments[:, layer] += torch.stack([tokens.sum(0), squared.sum(0), (squared * tokens).sum(0),
-                                                  (squared * squared).sum(0)]).cpu().numpy()
-            out.positive[layer] += (tokens > 0).sum(0).cpu().numpy()
+            sums = torch.stack([tokens.sum((0, 1)), squared.sum((0, 1)), (squared * tokens).sum((0, 1)),
+                                (squared * squared).sum((0, 1))])
+            moments[:, layer] += sums.to(moments.device, non_blocking=True)
+            positive[layer] += ((x > 0) & real.bool()).sum((0, 1)).to(positive.device, torch.float64,
+                                                                       non_blocking=True)
 
+    copies = _HostCopies(out)
+    device = model.device
     if batches is None:
         batches = batch_plan(texts, batch_size)
     release_every = max(1, RELEASE_BYTES // (batch_size * 8 * n_layers * n_neurons))
@@ -189,16 +238,25 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
             out.token_count += int(counts.sum())
             weights = (real / counts[:, None]).unsqueeze(1)
             max_bias = torch.zeros(real.shape).masked_fill(~real, float("-inf")).unsqueeze(-1)
-            batch[:] = [_Batch(rows=rows, mean_weights=weights.to(model.device), max_bias=max_bias.to(model.device),
-                               real=real.to(model.device))]
+            shape = (len(rows), n_layers, n_neurons)
+            batch[:] = [_Batch(mean_weights=weights.to(device, non_blocking=True),
+                               max_bias=max_bias.to(device, non_blocking=True),
+                               real=real.unsqueeze(-1).float().to(device, non_blocking=True),
+                               max=torch.empty(shape, device=device), mean=torch.empty(shape, device=device))]
             inputs = model_inputs(model, encoded)
             result = forward(model, inputs, outputs=outputs)
+            copies.push(rows, batch[0])
             if out.outputs is not None:
                 for key, values in summarize(model, inputs, result).items():
                     out.outputs[key][rows] = values
             if spill and (index + 1) % release_every == 0:  # keep written pages out of the resident set
+                copies.flush()
                 release(out.max)
                 release(out.mean)
+        copies.flush()
+    if moments is not None:
+        out.moments[:] = moments.cpu().numpy()
+        out.positive[:] = positive.cpu().numpy()
     if spill:
         release(out.max)
         release(out.mean)

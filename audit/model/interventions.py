@@ -17,7 +17,7 @@ import torch
 from ..config import ABLATION_MODES
 from .harvest import model_inputs, tokenize
 from .loading import Model
-from .outputs import mean_kl, mean_loglik, model_outputs
+from .outputs import encode_targets, mean_kl, mean_loglik, model_outputs, target_scores
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,7 @@ def measure(model: Model, texts: Sequence[str], interventions: Sequence[Interven
     affine = _affine_tables(model, interventions)
     stack = max(1, min(n_runs, max_stack // batch_size)) if n_runs else 1
     state: dict[str, object] = {}
-
-    def rewrite(layer: int, x: torch.Tensor) -> torch.Tensor | None:
-        runs = state.get("runs")
-        if runs is None or layer not in affine:
-            return None
-        scale, offset = affine[layer]
-        scale, offset = scale[runs].to(x.dtype), offset[runs].to(x.dtype)
-        copies = x.view(len(runs), -1, *x.shape[1:])
-        return (copies * scale[:, None, None, :] + offset[:, None, None, :]).view_as(x)
+    rewrite = _stacked_rewrite(affine, state)
 
     order = np.argsort([len(t) for t in texts], kind="stable")
     with torch.inference_mode(), model.sites.hooked(rewrite):
@@ -123,6 +115,53 @@ def measure(model: Model, texts: Sequence[str], interventions: Sequence[Interven
                     else:
                         out.embedding_ablated[run, rows] = part.cpu().numpy()
     return out
+
+
+def measure_targets(model: Model, prompts: Sequence[str], targets: Sequence[str],
+                    interventions: Sequence[Intervention], *, batch_size: int = 16,
+                    max_length: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Causal LMs: log P(target | prompt) summed over target tokens, clean (pairs,) and under every
+    intervention (interventions × pairs), with the same stacking as :func:`measure`."""
+    if model.kind != "causal-lm":
+        raise ValueError("target log-probabilities need a causal language model")
+    n_pairs, n_runs = len(prompts), len(interventions)
+    clean_scores, ablated_scores = np.zeros(n_pairs), np.zeros((n_runs, n_pairs))
+    affine = _affine_tables(model, interventions)
+    stack = max(1, n_runs if model.device.type != "cpu" else 1)
+    state: dict[str, object] = {}
+    rewrite = _stacked_rewrite(affine, state)
+
+    with torch.inference_mode(), model.sites.hooked(rewrite):
+        for start in range(0, n_pairs, batch_size):
+            span = slice(start, min(start + batch_size, n_pairs))
+            inputs, firsts = encode_targets(model, prompts[span], targets[span], max_length=max_length)
+            state["runs"] = None
+            clean_scores[span] = target_scores(model_outputs(model, inputs), inputs, firsts)
+            for first in range(0, n_runs, stack):
+                runs = torch.arange(first, min(first + stack, n_runs))
+                state["runs"] = runs
+                stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
+                result = model_outputs(model, stacked)
+                rows = len(firsts)
+                for r, run in enumerate(runs.tolist()):
+                    ablated_scores[run, span] = target_scores(result[r * rows:(r + 1) * rows], inputs, firsts)
+    return clean_scores, ablated_scores
+
+
+def _stacked_rewrite(affine: dict[int, tuple[torch.Tensor, torch.Tensor]], state: dict[str, object]):
+    """A layer hook that rewrites each stacked copy of the batch with its own run's affine map
+    (``state["runs"]``: the runs stacked in this forward; None for a clean pass)."""
+
+    def rewrite(layer: int, x: torch.Tensor) -> torch.Tensor | None:
+        runs = state.get("runs")
+        if runs is None or layer not in affine:
+            return None
+        scale, offset = affine[layer]
+        scale, offset = scale[runs].to(x.dtype), offset[runs].to(x.dtype)
+        copies = x.view(len(runs), -1, *x.shape[1:])
+        return (copies * scale[:, None, None, :] + offset[:, None, None, :]).view_as(x)
+
+    return rewrite
 
 
 def _affine_tables(model: Model, interventions: Sequence[Intervention]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:

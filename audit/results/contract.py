@@ -20,6 +20,20 @@ record = dataclass(kw_only=True)
 # --- model and run ---------------------------------------------------------------------------------------
 
 @record
+class Quantization(Record):
+    """A quantised checkpoint's provenance: its storage types, and what it was dequantised to for the audit."""
+
+    format: str
+    file: str
+    file_type: str | None  # e.g. MOSTLY_Q4_1
+    tensor_types: dict[str, int]  # storage type → number of tensors
+    n_tensors: int
+    dequantized_to: str
+    dequantized_copy: str | None  # the cached safetensors copy the model was loaded from
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class ModelInfo(Record):
     """The audited model and the provenance of its weights."""
 
@@ -36,6 +50,8 @@ class ModelInfo(Record):
     neuron_site: str
     weights_allowed: list[str] = optional()  # checkpoint deviations accepted with --allow-weights
     mlm_head: bool = optional()  # encoders: whether the checkpoint's masked-LM head was loaded (pseudo-log-likelihood)
+    dtype: str = optional()  # the dtype the weights were loaded in (float32, bfloat16, float16)
+    quantization: Quantization = optional()  # GGUF checkpoints: what the file stored
     extra: dict[str, Any] = extra_field()
 
 
@@ -112,6 +128,9 @@ class Vocabulary(Record):
     hint: str | None
     promoted: list[list[Any]]
     suppressed: list[list[Any]]
+    variance: float = optional()  # of W_out[n]·W_U over the vocabulary
+    weight_norm: float = optional()  # ‖W_out[n]‖
+    neuron_class: str | None = optional()  # prediction | suppression | partition | entropy | None
     extra: dict[str, Any] = extra_field()
 
 
@@ -255,6 +274,31 @@ class PreferenceChange(Record):
     ablated: float
     change: float
     ci95: list[float]
+
+
+@record
+class GenerationCheck(Record):
+    """Safety sets on causal LMs: after each matched pair's shared opening (the prompt), the log-probability of
+    the concept (toxic) continuation minus that of the neutral one, clean and with the flagged neurons ablated,
+    against random neuron sets; the perplexity change on the reference corpus is the cost."""
+
+    n_pairs: int
+    n_pairs_skipped: int  # held-out pairs without a shared opening
+    prompt_rule: str
+    logprob_positive_clean: float
+    logprob_negative_clean: float
+    logprob_positive_ablated: float
+    logprob_negative_ablated: float
+    gap_clean: float
+    gap_ablated: float
+    shift: float
+    ci95: list[float]
+    null: NullDistribution
+    z: float | None
+    p_value: float
+    p_value_meaning: str
+    perplexity_relative_change: float | None
+    examples: list[dict[str, str]]
     extra: dict[str, Any] = extra_field()
 
 
@@ -280,6 +324,7 @@ class Ablation(Record):
     evaluated: dict[str, Any]
     collateral: Collateral = optional()
     preference: PreferenceChange = optional()
+    generation: GenerationCheck = optional()
     extra: dict[str, Any] = extra_field()
 
     @classmethod
@@ -589,6 +634,18 @@ class PairedSection(Section):
 
 
 @record
+class NeuronClasses(Record):
+    """Causal LMs: every neuron classified from W_out·W_U over the vocabulary (universal-neurons definitions)."""
+
+    rules: dict[str, float]
+    n_neurons: int
+    totals: dict[str, int]
+    per_layer: dict[str, list[int]]  # class → count in each layer
+    final_norm_folded: bool
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class PolicyCheck(Record):
     """One PASS/FAIL check of a policy file."""
 
@@ -623,14 +680,14 @@ class AuditResult(Record):
     run: RunInfo
     probesets: list[Union[ConceptSection, PairedSection]] = field(default_factory=list)
     caveats: list[str] = field(default_factory=list)
+    neuron_classes: NeuronClasses = optional()
     policy: PolicyResult = optional()
     extra: dict[str, Any] = extra_field()
 
 
 __all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection",
-           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation",
-           "GroupNeuron", "GroupValue",
-           "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronEntry", "NullComparison",
-           "NullDistribution", "OutputDisparity", "OutputTable", "PairRow", "PairedSection", "PolicyCheck",
-           "PolicyResult", "Polysemanticity", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts",
-           "SkippedAblation", "TargetDisparity", "Vocabulary"]
+           "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation", "GenerationCheck",
+           "GroupNeuron", "GroupValue", "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronClasses",
+           "NeuronEntry", "NullComparison", "NullDistribution", "OutputDisparity", "OutputTable", "PairRow",
+           "PairedSection", "PolicyCheck", "PolicyResult", "Polysemanticity", "PreferenceChange", "Quantization",
+           "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts", "SkippedAblation", "TargetDisparity", "Vocabulary"]

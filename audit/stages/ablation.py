@@ -19,21 +19,28 @@ from ..analysis.ablation import (
 )
 from ..analysis.disparity import group_selective_ranking
 from ..analysis.preference import first_pair_share
+from ..analysis.generation import continuation_pairs, continuation_shift
 from ..analysis.selectivity import ALPHA, concept_selectivity
 from ..config import RunConfig
 from ..errors import AuditInputError
 from ..model.harvest import Activations
-from ..model.interventions import Intervention, aura_scale, make_intervention, measure
+from ..model.interventions import Intervention, aura_scale, make_intervention, measure, measure_targets
 from ..model.loading import Model
 from ..probes.probeset import ProbeSet
 from ..results.contract import (
     Ablation,
     Collateral,
+    GenerationCheck,
     NullComparison,
     NullDistribution,
     PreferenceChange,
     SkippedAblation,
 )
+
+GENERATION_TAGS = ("safety",)  # concept sets whose continuations a safety reviewer asks about
+PROMPT_RULE = ("each held-out matched pair (i-th positive, i-th negative text) split at its shared opening words: "
+               "the opening is the prompt, the two remainders the continuations; log-probabilities are summed "
+               "over the continuation's tokens")
 
 
 def choose_targets(ranked: Sequence[int], n_neurons: int, *, k: int, per_layer: int | None) -> np.ndarray:
@@ -86,9 +93,15 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
     """
     n_neurons, labels = model.neurons_per_layer, probeset.labels
     rng = np.random.default_rng(seed)
-    pos_eval, pos_select = (np.flatnonzero(labels)[i] for i in _split(int(labels.sum()), config.ablation_texts, rng))
-    neg_eval, neg_select = (np.flatnonzero(~labels)[i] for i in _split(int((~labels).sum()), config.ablation_texts,
-                                                                        rng))
+    positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
+    if len(positives) == len(negatives):  # matched pair by pair: hold out whole pairs
+        pair_eval, pair_select = _split(len(positives), config.ablation_texts, rng)
+        pos_eval, pos_select, neg_eval, neg_select = (positives[pair_eval], positives[pair_select],
+                                                      negatives[pair_eval], negatives[pair_select])
+    else:
+        pair_eval = None
+        pos_eval, pos_select = (positives[i] for i in _split(len(positives), config.ablation_texts, rng))
+        neg_eval, neg_select = (negatives[i] for i in _split(len(negatives), config.ablation_texts, rng))
     if min(len(pos_select), len(neg_select)) < 2:
         return SkippedAblation(skipped="too few texts to hold some apart for choosing neurons (needs at least 4 per "
                                        "side)")
@@ -128,13 +141,41 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
     metrics["specificity"] = specificity_comparison(on_pos, on_neg)
     compared = {name: NullComparison.from_dict(values) for name, values in metrics.items()}
     headline = compared[primary]
-    return Ablation(neurons=interventions[0].pairs(n_neurons), mode=config.ablation_mode, metric=primary,
-                    effect=headline.effect, null=headline.null, z=headline.z, p_value=headline.p_value,
-                    specificity=compared["specificity"].effect, metrics=compared,
-                    scales=interventions[0].scale, offsets=interventions[0].offset,
-                    evaluated={"n_positive": len(pos_eval), "n_negative": len(neg_eval), "seed": seed,
-                               "chosen_on": {"n_positive": len(pos_select), "n_negative": len(neg_select)}},
-                    collateral=collateral_cost(model, reference, interventions[0], config, seed=seed))
+    collateral = collateral_cost(model, reference, interventions[0], config, seed=seed)
+    generation = None
+    if (config.generation_check and model.kind == "causal-lm" and pair_eval is not None
+            and set(GENERATION_TAGS) & set(probeset.tags)):
+        generation = generation_check(model, probeset, pair_eval, interventions, config, collateral, seed=seed)
+    ablation = Ablation(neurons=interventions[0].pairs(n_neurons), mode=config.ablation_mode, metric=primary,
+                        effect=headline.effect, null=headline.null, z=headline.z, p_value=headline.p_value,
+                        specificity=compared["specificity"].effect, metrics=compared,
+                        scales=interventions[0].scale, offsets=interventions[0].offset,
+                        evaluated={"n_positive": len(pos_eval), "n_negative": len(neg_eval), "seed": seed,
+                                   "chosen_on": {"n_positive": len(pos_select), "n_negative": len(neg_select)}},
+                        collateral=collateral)
+    if generation is not None:
+        ablation.generation = generation
+    return ablation
+
+
+def generation_check(model: Model, probeset: ProbeSet, pairs: np.ndarray, interventions: Sequence[Intervention],
+                     config: RunConfig, collateral: Collateral, *, seed: int) -> GenerationCheck | None:
+    """Log P(toxic continuation) − log P(neutral continuation) after the pair's shared opening, clean and under
+    the flagged and the null interventions (see :mod:`audit.analysis.generation`)."""
+    found = continuation_pairs(probeset.positive, probeset.negative, pairs)
+    if len(found) < 2:
+        return None
+    prompts = [p.prompt for p in found]
+    kwargs = {"batch_size": config.batch_size, "max_length": config.max_length}
+    clean_pos, ablated_pos = measure_targets(model, prompts, [p.positive for p in found], interventions, **kwargs)
+    clean_neg, ablated_neg = measure_targets(model, prompts, [p.negative for p in found], interventions, **kwargs)
+    stats = continuation_shift(clean_pos, clean_neg, ablated_pos, ablated_neg, seed=seed,
+                               n_resamples=config.bootstrap_resamples)
+    return GenerationCheck.from_dict({
+        **stats, "n_pairs": len(found), "n_pairs_skipped": len(pairs) - len(found), "prompt_rule": PROMPT_RULE,
+        "p_value_meaning": "share of random sets that lower the toxic-minus-neutral gap at least as much",
+        "perplexity_relative_change": collateral.to_dict().get("relative_change"),
+        "examples": [{"prompt": p.prompt, "positive": p.positive, "negative": p.negative} for p in found[:3]]})
 
 
 def collateral_cost(model: Model, reference: Sequence[str], intervention: Intervention, config: RunConfig, *,

@@ -37,7 +37,7 @@ from ..results.contract import (
 )
 from .ablation import concept_ablation, paired_ablation
 from .concept import concept_section
-from .evidence import Responses, attach_evidence
+from .evidence import Responses, attach_evidence, neuron_classes
 from .explain import attach_explanations
 from .paired import paired_caveats, paired_section, uses_lape
 
@@ -96,10 +96,16 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
             section.ablation = ablation_section(model, probeset, runs, config, reference, seed=seed)
             timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
+    classes = None
+    if config.neuron_classes and model.kind == "causal-lm":
+        tick = time.perf_counter()
+        classes = neuron_classes(model, cache_dir=config.cache_dir)
+        timings["neuron_classes"] = time.perf_counter() - tick
     if config.evidence:
         tick = time.perf_counter()
         reference_acts = collect(reference, token_moments=True, description="reference")
-        attach_evidence(model, reported, aurocs, reference, reference_acts)
+        attach_evidence(model, reported, aurocs, reference, reference_acts,
+                        classes=classes[1] if classes is not None else None)
         timings["evidence"] = time.perf_counter() - tick
         if config.explain and reported:
             timings.update({f"explain:{k}": v for k, v in explanations(model, probesets, reported, reference,
@@ -112,7 +118,10 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     if clamped:
         notes.insert(0, f"Texts were truncated at {limit} tokens, the model's position limit, below the "
                         f"requested max_length.")
-    return AuditResult(model=ModelInfo.from_dict(model.summary()), run=run, probesets=sections, caveats=notes)
+    result = AuditResult(model=ModelInfo.from_dict(model.summary()), run=run, probesets=sections, caveats=notes)
+    if classes is not None:
+        result.neuron_classes = classes[0]
+    return result
 
 
 def _runner(model: Model, executor: Executor | None, state: StateStore | None) -> Runner | None:

@@ -8,11 +8,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..analysis.neuron_classes import CLASSES, ClassRules, classify, counts_per_layer
 from ..analysis.polysemanticity import reference_firing, verdict
+from ..model.cache import cached_vocabulary_statistics
 from ..model.harvest import Activations, exemplars
 from ..model.loading import Model
-from ..model.vocab import vocabulary_effects
-from ..results.contract import Histogram, NeuronEntry, Polysemanticity, Vocabulary
+from ..model.vocab import final_norm_scale, vocabulary_effects
+from ..results.contract import Histogram, NeuronClasses, NeuronEntry, Polysemanticity, Vocabulary
 
 HISTOGRAM_BINS = 20
 
@@ -42,13 +44,29 @@ GROUP_NOTE = ("the reference corpus is free of the audited concepts, not of this
               "there cannot show unrelated features; its reference contexts are listed for reading only")
 
 
+def neuron_classes(model: Model, *, cache_dir: str | None = None,
+                   rules: ClassRules = ClassRules()) -> tuple[NeuronClasses, np.ndarray] | None:
+    """Causal LMs: every neuron's class from W_out·W_U, with counts per layer; None for encoders."""
+    statistics = cached_vocabulary_statistics(model, cache_dir=cache_dir)
+    if statistics is None:
+        return None
+    labels = classify(statistics["kurtosis"], statistics["skew"], statistics["variance"], statistics["norm"],
+                      rules=rules)
+    per_layer = counts_per_layer(labels)
+    record = NeuronClasses(rules=rules.to_dict(), n_neurons=int(labels.size),
+                           totals={name: sum(per_layer[name]) for name in CLASSES}, per_layer=per_layer,
+                           final_norm_folded=final_norm_scale(model) is not None)
+    return record, labels
+
+
 def attach_evidence(model: Model, entries: Sequence[tuple[NeuronEntry, str, Responses]],
                     aurocs: Mapping[str, np.ndarray], reference: Sequence[str] | None,
-                    reference_acts: Activations | None, *, n_contexts: int = 5) -> None:
+                    reference_acts: Activations | None, *, n_contexts: int = 5,
+                    classes: np.ndarray | None = None) -> None:
     """Add ``polysemanticity``, ``histogram`` and (causal LMs) ``vocabulary`` to each reported neuron entry.
 
     ``entries``: (neuron entry, the probe set it was reported for, its responses); ``aurocs``: every
-    concept set's AUROC per flat neuron.
+    concept set's AUROC per flat neuron; ``classes``: (layers × neurons) neuron-class labels, causal LMs.
     """
     stats = reference_acts.token_stats() if reference_acts is not None else None
     vocabulary = vocabulary_effects(model, [(e.layer, e.neuron) for e, _, _ in entries])
@@ -73,5 +91,7 @@ def attach_evidence(model: Model, entries: Sequence[tuple[NeuronEntry, str, Resp
         label, reasons = verdict(others, judged, direction=direction, unjudged_reason=note)
         evidence.update(verdict=label, polysemantic=label == "polysemantic", reasons=reasons)
         words = vocabulary.get((layer, neuron))
+        if words is not None and classes is not None:
+            words = {**words, "neuron_class": classes[layer, neuron] or None}
         entry.attach(polysemanticity=Polysemanticity.from_dict(evidence), histogram=histogram(responses),
                      vocabulary=Vocabulary.from_dict(words) if words is not None else None)

@@ -175,12 +175,15 @@ def item_contexts(model: Model, probeset: ProbeSet, responses: np.ndarray, entry
     of the ``k`` items where its response differs most in the neuron's direction, labelled with the item id."""
     groups = list(probeset.groups)
     flat = entry.layer * model.neurons_per_layer + entry.neuron
+    # either side of a contrast may be "rest" (every other group): compare the groups on each side
+    mine = [g for g in groups if g != entry.versus] if entry.group == REST else [entry.group]
     versus = [g for g in groups if g != entry.group] if entry.versus == REST else [entry.versus]
-    own = responses[groups.index(entry.group), :, flat]
+    own = responses[[groups.index(g) for g in mine], :, flat]
     other = responses[[groups.index(g) for g in versus], :, flat]
-    gap = own - other.mean(axis=0)
+    gap = own.mean(axis=0) - other.mean(axis=0)
     items = np.argsort(-gap, kind="stable")[:k]
-    shown = [(int(i), g) for i in items for g in (entry.group, versus[int(np.argmin(other[:, i]))])]
+    shown = [(int(i), g) for i in items
+             for g in (mine[int(np.argmax(own[:, i]))], versus[int(np.argmin(other[:, i]))])]
     texts = [probeset.items[i][g] for i, g in shown]
     traces = token_traces(model, texts, [(entry.layer, entry.neuron)], max_length=max_length)
     found = []

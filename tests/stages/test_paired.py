@@ -185,3 +185,20 @@ def test_per_marker_breakdown_matches_a_separate_set_of_those_items(model, tmp_p
     # counts and table agree: every listed neuron is group-selective, and a nonzero count lists some
     assert all(n["selective"] for n in disparity["neurons"])
     assert len(disparity["neurons"]) == min(FAST.top_k, disparity["counts"]["q_and_effect"]["any_group"])
+
+
+def test_cards_of_a_neuron_more_active_in_the_rest_show_real_groups(model, tmp_path):
+    from audit.results.contract import GroupNeuron
+    from audit.stages.paired import item_contexts
+
+    items = [{"xx": t, "yy": t + " again", "zz": t + " river"} for t in tiny.sentences(6, seed=8)]
+    (probeset,) = write(tmp_path, {"name": "three", "description": "d", "kind": "paired",
+                                   "groups": ["xx", "yy", "zz"], "items": items})
+    responses = np.random.default_rng(0).normal(size=(3, 6, model.n_layers * model.neurons_per_layer))
+    entry = GroupNeuron(layer=0, neuron=7, name="L0.N7", contrast="xx vs rest", group="rest", versus="xx",
+                        effect=1.0, selective=True, auroc=0.9, p_value=0.01, q_value=0.02, mean_difference=0.5,
+                        robust_effect=1.0, consistency=1.0, marker_effects={}, largest_item_difference={})
+    shown = item_contexts(model, probeset, responses, entry, k=2, max_length=32)
+    assert len(shown) == 4
+    sides = [example.label.split(" · ")[0] for example in shown]
+    assert set(sides[0::2]) <= {"yy", "zz"} and set(sides[1::2]) == {"xx"}

@@ -208,9 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .results.schema import results_schema
-
-    from .results.schema import comparison_schema
+    from .results.schema import comparison_schema, results_schema
 
     print(json.dumps(comparison_schema() if args.compare else results_schema(), indent=2))
     return EXIT_OK
@@ -231,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .model.loading import load_model
     from .probes.probeset import bundled_probeset_paths, load_probesets
     from .results.io import to_json
-    from .results.outdir import OutputLock, check_creatable, check_out
+    from .results.outdir import OutputLock
     from .results.policy import check_applies, load_policy
     from .stages.audit import run_audit
 
@@ -247,13 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy) if args.policy else None
     if policy is not None:
         check_applies(policy, probesets, ablation=config.ablation)  # before the model loads, not after the run
-    out = Path(args.out) if args.out else None
-    if out is not None:  # writable, and not another run's, before minutes of work
-        check_out(out, "--out")
-    else:
-        check_creatable(REPORTS_DIR, "--out")
-    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
-        raise AuditInputError(f"--cache: {args.cache} exists and is not a folder")
+    out = _check_out_and_cache(args)  # writable, and not another run's, before any model loads
     if args.reference:
         from .probes.reference import load_reference
 
@@ -280,14 +272,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
         finally:
             executor.close()
-        if out is None:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            out = REPORTS_DIR / f"{model.slug}-{stamp}"
-            with OutputLock(out):
-                check_out(out)
-                code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
-        else:
-            code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+        code = _publish_new(out, f"{model.slug}", result, policy=policy, pdf=not args.no_pdf,
+                            fail_on_policy=args.fail_on_policy)
         if state is not None:
             state.remove()  # the outputs are written: the shard states are no longer needed
     for section in result["probesets"]:
@@ -309,6 +295,33 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"({ablation['mode']}): effect {ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, "
                   f"z {z}, p {ablation['p_value']:.3f} ({tests})")
     return code
+
+
+def _check_out_and_cache(args: argparse.Namespace) -> Path | None:
+    """--out (or the reports folder it defaults into) and --cache, checked before any model loads."""
+    from .results.outdir import check_creatable, check_out
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_out(out, "--out")
+    else:
+        check_creatable(REPORTS_DIR, "--out")
+    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        raise AuditInputError(f"--cache: {args.cache} exists and is not a folder")
+    return out
+
+
+def _publish_new(out: Path | None, stem: str, result: dict, **options: Any) -> int:
+    """:func:`_publish` into ``out``, or into a new timestamped folder under reports/, locked while written."""
+    from .results.outdir import OutputLock, check_out
+
+    if out is not None:
+        return _publish(result, out, **options)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = REPORTS_DIR / f"{stem}-{stamp}"
+    with OutputLock(out):
+        check_out(out)
+        return _publish(result, out, **options)
 
 
 def _check_scale_options(args: argparse.Namespace) -> None:
@@ -364,7 +377,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .probes.reference import REFERENCE_FILE, load_reference
     from .provenance import sha256_file
     from .results.io import to_json
-    from .results.outdir import OutputLock, check_creatable, check_out
+    from .results.outdir import OutputLock
     from .results.policy import COMPARE_METRICS, check_applies, load_policy
     from .stages.compare import run_compare
 
@@ -382,13 +395,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.no_audit:
             raise AuditInputError("--policy: comparison policies check the audit diff; drop --no-audit")
         check_applies(policy, probesets, ablation=config.ablation, metrics=COMPARE_METRICS)
-    out = Path(args.out) if args.out else None
-    if out is not None:  # writable, and not another run's, before two models load
-        check_out(out, "--out")
-    else:
-        check_creatable(REPORTS_DIR, "--out")
-    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
-        raise AuditInputError(f"--cache: {args.cache} exists and is not a folder")
+    out = _check_out_and_cache(args)  # writable, and not another run's, before any model loads
     corpus_path = Path(args.corpus) if args.corpus else REFERENCE_FILE
     try:
         corpus = load_reference(corpus_path)
@@ -403,16 +410,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                      corpus_name=str(args.corpus or "bundled reference corpus"),
                                      corpus_sha256=sha256_file(corpus_path), probesets=probesets, config=config,
                                      compare=compare))
-        if out is None:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            out = REPORTS_DIR / f"compare-{model_a.slug}-{model_b.slug}-{stamp}"
-            with OutputLock(out):
-                check_out(out)
-                code = _publish(result, out, policy=policy, pdf=not args.no_pdf,
-                                fail_on_policy=args.fail_on_policy, cards=args.cards)
-        else:
-            code = _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy,
-                            cards=args.cards)
+        code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
+                            pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards)
     for layer in result["layers_a"]:
         line = (f"  L{layer['layer']}: {100 * layer['share_persistent']:.1f}% of A's neurons persist in B "
                 f"(mean best r {layer['mean_r']:.3f}")

@@ -34,17 +34,23 @@ def reference_firing(reference_max: np.ndarray, concept_max: np.ndarray, *, top:
             "top_reference_activation": float(strongest[0])}
 
 
+def selective_elsewhere(other_aurocs: Mapping[str, float], direction: str) -> list[str]:
+    """Reasons, one per other audited concept this neuron is selective for (AUROC >= ELSEWHERE_AUROC)."""
+    reasons = []
+    for name, value in sorted(other_aurocs.items()):
+        strength = value if direction == "positive" else 1.0 - value
+        if strength >= ELSEWHERE_AUROC:
+            reasons.append(f"also selective for '{name}' (AUROC {value:.2f})")
+    return reasons
+
+
 def verdict(other_aurocs: Mapping[str, float], firing: dict | None, *, direction: str = "positive",
             unjudged_reason: str | None = None) -> tuple[str, list[str]]:
     """Verdict and reasons. ``other_aurocs``: this neuron's AUROC for each other audited concept;
     ``firing``: :func:`reference_firing`, or None when no concept-free reference corpus can judge it
     (``unjudged_reason`` says why)."""
-    reasons, poly = [], False
-    for name, value in sorted(other_aurocs.items()):
-        strength = value if direction == "positive" else 1.0 - value
-        if strength >= ELSEWHERE_AUROC:
-            poly = True
-            reasons.append(f"also selective for '{name}' (AUROC {value:.2f})")
+    reasons = selective_elsewhere(other_aurocs, direction)
+    poly = bool(reasons)
     if firing is not None:
         strong = round(firing["unrelated_share"] * TOP_CONTEXTS)
         if firing["unrelated_share"] >= POLY_SHARE:
@@ -85,12 +91,8 @@ def explained_verdict(other_aurocs: Mapping[str, float], strong: list[dict], unc
     ``token`` and ``window``). Polysemantic when selective for another audited concept or when at least
     half the examined contexts are strong and unexplained; looks monosemantic when at most a fifth are.
     """
-    reasons, poly = [], False
-    for name, value in sorted(other_aurocs.items()):
-        strength = value if direction == "positive" else 1.0 - value
-        if strength >= ELSEWHERE_AUROC:
-            poly = True
-            reasons.append(f"also selective for '{name}' (AUROC {value:.2f})")
+    reasons = selective_elsewhere(other_aurocs, direction)
+    poly = bool(reasons)
     share = len(uncovered) / examined if examined else 0.0
     named = "; ".join(f"'{c['token']}' in \"{c['window']}\"" for c in uncovered[:3])
     if uncovered and share >= POLY_SHARE:

@@ -67,7 +67,12 @@ def test_resume_refuses_another_run(tmp_path):
 
 def test_a_killed_driver_resumes_from_its_shard_states(planted_folder, concept_yaml, tmp_path):
     args = ["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), *FAST, "--shard-size", "8"]
-    assert main([*args, "--out", str(tmp_path / "clean")]) == 0
+    def cli(*extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        # every run in a fresh process, as a user's would be: nothing carried over from the test session
+        return subprocess.run([sys.executable, "-m", "audit", *args, *extra], env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    assert cli("--out", str(tmp_path / "clean")).returncode == 0
     out = tmp_path / "killed"
     env = {**os.environ, "NEURON_AUDIT_FAULT_KILL_DRIVER": "4"}
     killed = subprocess.run([sys.executable, "-m", "audit", *args, "--out", str(out)], env=env,
@@ -77,7 +82,7 @@ def test_a_killed_driver_resumes_from_its_shard_states(planted_folder, concept_y
     changed = subprocess.run([sys.executable, "-m", "audit", *args[:-2], "--shard-size", "16", "--out", str(out),
                               "--resume"], capture_output=True, text=True, timeout=300)
     assert changed.returncode == 2 and "other shard settings" in changed.stderr
-    assert main([*args, "--out", str(out), "--resume"]) == 0
+    assert cli("--out", str(out), "--resume").returncode == 0
     assert without_run(out / "results.json") == without_run(tmp_path / "clean" / "results.json")
     execution = json.loads((out / "results.json").read_text())["run"]["execution"]
     assert execution["resumed_shards"] == 4 and not (out / STATE_DIR).exists()

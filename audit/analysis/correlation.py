@@ -11,13 +11,15 @@ All sums are plain sums, so :meth:`CorrelationState.merge` is addition (associat
 states over disjoint shards add up to the state over the whole corpus, up to float rounding), and
 :meth:`to_arrays` / :meth:`from_arrays` move a state losslessly across processes. Each batch is centred on
 its own mean before its float32 product, then its mean is added back in float64 (the shifted-data
-formula), so float32 rounding scales with the spread of the activations rather than their mean.
+formula), so float32 rounding scales with the spread of the activations rather than their mean. The mean
+terms n·x̄·ȳᵀ of many batches are added together as one float64 product (:meth:`_Sums.settle`), not one
+outer product per batch: per batch, the work is one float32 product and one float64 addition per block.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -28,15 +30,30 @@ PERSISTENCE_THRESHOLD = 0.5  # excess correlation above which a neuron counts as
 FORMAT = "neuron-audit/correlation-state/1"
 
 
-def _centred_product(left: np.ndarray, right: np.ndarray, left_mean: np.ndarray, right_mean: np.ndarray) -> np.ndarray:
-    """Σ leftᵀ·right over a batch in float64, from a float32 product of mean-centred values."""
-    centred = (left - left_mean.astype(left.dtype)).T @ (right - right_mean.astype(right.dtype))
-    return centred.astype(np.float64) + len(left) * np.outer(left_mean, right_mean)
+SETTLE_EVERY = 64  # batches whose mean terms wait before being added as one product
+
+
+def _centred(values: np.ndarray, mean: np.ndarray, overwrite: bool) -> np.ndarray:
+    """``values`` minus their (float64) mean, in float32 (in place when ``overwrite``): what the products
+    multiply."""
+    if overwrite:
+        values -= mean.astype(values.dtype)
+        return values
+    return values - mean.astype(values.dtype)
+
+
+def _moments(values: np.ndarray, centred: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σx and Σx² per column in float64, the squares summed from the centred values (no cancellation)."""
+    count = len(values)
+    shift = mean.astype(values.dtype).astype(np.float64)  # the float32 mean the values were centred on
+    squares = np.einsum("ij,ij->j", centred, centred).astype(np.float64)
+    return mean * count, squares + 2 * shift * count * (mean - shift) + count * shift * shift
 
 
 @dataclass
 class _Sums:
-    """Running sums over one set of samples; ``gram`` only for the baseline subsample."""
+    """Running sums over one set of samples; ``gram`` only for the baseline subsample. ``pending`` holds the
+    (count, means of A, means of B) of batches whose n·x̄·ȳᵀ terms are not yet in the product sums."""
 
     n: int
     sx: dict[int, np.ndarray]
@@ -46,6 +63,8 @@ class _Sums:
     sxy: dict[tuple[int, int], np.ndarray]
     gxx: dict[int, np.ndarray] | None = None
     gyy: dict[int, np.ndarray] | None = None
+    pending: list[tuple[int, dict[int, np.ndarray], dict[int, np.ndarray]]] = field(default_factory=list)
+    scratch: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def zeros(cls, pairs: Sequence[tuple[int, int]], width_a: int, width_b: int, *, gram: bool) -> _Sums:
@@ -57,27 +76,55 @@ class _Sums:
                    gxx={a: np.zeros((width_a, width_a)) for a in layers_a} if gram else None,
                    gyy={b: np.zeros((width_b, width_b)) for b in layers_b} if gram else None)
 
-    def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray]) -> None:
+    def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray], *, overwrite: bool = False) -> None:
+        """Add a batch (float32 arrays); ``overwrite`` lets it centre the arrays in place."""
         count = len(next(iter(xs.values())))
         if count == 0:
             return
         self.n += count
         means_x = {a: xs[a].mean(0, dtype=np.float64) for a in self.sx}
         means_y = {b: ys[b].mean(0, dtype=np.float64) for b in self.sy}
-        for a in self.sx:
-            self.sx[a] += xs[a].sum(0, dtype=np.float64)
-            self.sxx[a] += (xs[a] * xs[a]).sum(0, dtype=np.float64)
-            if self.gxx is not None:
-                self.gxx[a] += _centred_product(xs[a], xs[a], means_x[a], means_x[a])
-        for b in self.sy:
-            self.sy[b] += ys[b].sum(0, dtype=np.float64)
-            self.syy[b] += (ys[b] * ys[b]).sum(0, dtype=np.float64)
-            if self.gyy is not None:
-                self.gyy[b] += _centred_product(ys[b], ys[b], means_y[b], means_y[b])
+        centred_x = {a: _centred(xs[a], means_x[a], overwrite) for a in self.sx}
+        centred_y = {b: _centred(ys[b], means_y[b], overwrite) for b in self.sy}
+        for sums, squares, centred, values, means, gram in (
+                (self.sx, self.sxx, centred_x, xs, means_x, self.gxx),
+                (self.sy, self.syy, centred_y, ys, means_y, self.gyy)):
+            for layer in sums:
+                total, total_squares = _moments(values[layer], centred[layer], means[layer])
+                sums[layer] += total
+                squares[layer] += total_squares
+                if gram is not None:
+                    gram[layer] += self._product(centred[layer], centred[layer])
         for (a, b), block in self.sxy.items():
-            block += _centred_product(xs[a], ys[b], means_x[a], means_y[b])
+            block += self._product(centred_x[a], centred_y[b])
+        self.pending.append((count, means_x, means_y))
+        if len(self.pending) >= SETTLE_EVERY:
+            self.settle()
+
+    def _product(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """leftᵀ·right in float32, into a reused buffer (a fresh 1536² result per product costs page faults)."""
+        shape = (left.shape[1], right.shape[1])
+        if self.scratch is None or self.scratch.shape != shape:
+            self.scratch = np.empty(shape, np.float32)
+        return np.matmul(left.T, right, out=self.scratch)
+
+    def settle(self) -> None:
+        """Add the pending batches' n·x̄·ȳᵀ terms: Σ over batches as one float64 product per table."""
+        if not self.pending:
+            return
+        counts = np.array([count for count, _, _ in self.pending], dtype=np.float64)[:, None]
+        mx = {a: np.stack([means[a] for _, means, _ in self.pending]) for a in self.sx}
+        my = {b: np.stack([means[b] for _, _, means in self.pending]) for b in self.sy}
+        for (a, b), block in self.sxy.items():
+            block += mx[a].T @ (counts * my[b])
+        for table, means in ((self.gxx, mx), (self.gyy, my)):
+            for layer, block in (table or {}).items():
+                block += means[layer].T @ (counts * means[layer])
+        self.pending = []
 
     def add(self, other: _Sums) -> None:
+        self.settle()
+        other.settle()
         self.n += other.n
         for mine, theirs in self._tables(other):
             for key in mine:
@@ -125,10 +172,11 @@ class CorrelationState:
                     + len(layers_b) * width_b ** 2)
 
     def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray],
-               baseline_rows: np.ndarray | None = None) -> None:
+               baseline_rows: np.ndarray | None = None, *, overwrite: bool = False) -> None:
         """Add a batch: ``xs[layer]`` samples × neurons_A, ``ys[layer]`` samples × neurons_B (same samples).
 
         ``baseline_rows`` (bool per sample) picks the samples the rotation baseline uses; default all.
+        ``overwrite`` lets the update centre float32 arrays in place (the caller's buffers, reused).
         """
         missing = [a for a in self.layers_a if a not in xs] + [b for b in self.layers_b if b not in ys]
         if missing:
@@ -138,12 +186,13 @@ class CorrelationState:
             raise ValueError(f"update: model A and B activations cover different numbers of samples {sorted(sizes)}")
         xs = {a: np.asarray(xs[a], dtype=np.float32) for a in self.layers_a}
         ys = {b: np.asarray(ys[b], dtype=np.float32) for b in self.layers_b}
-        self.full.update(xs, ys)
-        if baseline_rows is None:
+        if baseline_rows is None:  # the baseline reads the values before the full sums may centre them
             self.baseline.update(xs, ys)
         else:
             rows = np.asarray(baseline_rows, dtype=bool)
-            self.baseline.update({a: x[rows] for a, x in xs.items()}, {b: y[rows] for b, y in ys.items()})
+            self.baseline.update({a: x[rows] for a, x in xs.items()}, {b: y[rows] for b, y in ys.items()},
+                                 overwrite=True)
+        self.full.update(xs, ys, overwrite=overwrite)
 
     def merge(self, other: CorrelationState) -> CorrelationState:
         """Add ``other``'s sums (a state over other samples, same pairs and widths) into this one; returns self."""
@@ -153,8 +202,14 @@ class CorrelationState:
         self.baseline.add(other.baseline)
         return self
 
+    def settle(self) -> None:
+        """Bring every sum up to date (done before any read; updates leave some terms pending)."""
+        self.full.settle()
+        self.baseline.settle()
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Every sum as a named array (lossless; ``from_arrays`` restores the state)."""
+        self.settle()
         arrays: dict[str, np.ndarray] = {
             "format": np.array(FORMAT), "pairs": np.array(self.pairs, dtype=np.int64).reshape(-1, 2),
             "widths": np.array([self.width_a, self.width_b], dtype=np.int64)}
@@ -197,6 +252,7 @@ class CorrelationState:
 
     def correlation(self, a: int, b: int) -> np.ndarray:
         """Pearson r, neurons_A × neurons_B, for layer pair (a, b); 0 where a neuron never varied."""
+        self.settle()
         s = self.full
         return _pearson(s.n, s.sxy[(a, b)], s.sx[a], s.sxx[a], s.sy[b], s.syy[b])
 
@@ -204,6 +260,7 @@ class CorrelationState:
         """Neuron i of A against neuron i of B on layer pair (layer, layer): same-shape models only."""
         if (layer, layer) not in self.full.sxy or self.width_a != self.width_b:
             raise ValueError("diagonal: needs the same layer in both models with the same neuron count")
+        self.settle()
         s = self.full
         cross = np.diagonal(s.sxy[(layer, layer)])
         return _pearson(s.n, cross, s.sx[layer], s.sxx[layer], s.sy[layer], s.syy[layer], diagonal=True)
@@ -215,6 +272,7 @@ class CorrelationState:
         The covariances come from all samples (Σxyᵀ·Rᵀ); only each mixture's variance, Rᵢ·Cov·Rᵢᵀ, comes from
         the Gram matrix of the baseline subsample, a smooth quantity that few samples estimate well.
         """
+        self.settle()
         full, sub = self.full, self.baseline
         assert sub.gxx is not None and sub.gyy is not None
         n, m = full.n, sub.n

@@ -104,3 +104,33 @@ def test_token_alignment_needs_the_same_tokenization(base, tokenizer, corpus):
         stream_correlation(a, b, corpus, state, align="tokens", progress=False)
     stream_correlation(a, b, corpus, state, align="texts", progress=False)
     assert state.n == len(corpus)
+
+
+def test_shards_of_whole_chunks_add_up_to_the_unsharded_sums(base, tokenizer, corpus, monkeypatch):
+    """Buffers flush at chunk ends, so a shard of whole chunks adds exactly the products a single pass adds:
+    merged shard states equal the unsharded state up to the float64 order of additions."""
+    import audit.model.correlate as correlate
+    from audit.model.harvest import batch_plan
+
+    monkeypatch.setattr(correlate, "CHUNK_BATCHES", 2)
+    a = load_model(base, tokenizer=tokenizer, device="cpu")
+    b = load_model(copy.deepcopy(base), tokenizer=tokenizer, device="cpu")
+    pairs = layer_pairs(a.n_layers, b.n_layers, "same")
+    whole = stream_correlation(a, b, corpus, CorrelationState(pairs, 96, 96), batch_size=8, stride=3,
+                               progress=False)
+    plan = batch_plan(corpus, 8)
+    merged = CorrelationState(pairs, 96, 96)
+    for start in range(0, len(plan), 4):  # shards of two chunks each
+        group = plan[start:start + 4]
+        rows = np.concatenate(group)
+        offsets = np.cumsum([0, *map(len, group)])
+        relative = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(group))]
+        part = stream_correlation(a, b, [corpus[i] for i in rows], CorrelationState(pairs, 96, 96),
+                                  batches=relative, batch_size=8, stride=3, progress=False)
+        merged.merge(CorrelationState.from_bytes(part.to_bytes()))
+    mine = merged.to_arrays()
+    for key, value in whole.to_arrays().items():
+        if value.dtype.kind == "f":  # float32 rounding would show at ~1e-7 of the table's scale
+            assert np.abs(mine[key] - value).max() <= 1e-12 * np.abs(value).max(), key
+        else:
+            np.testing.assert_array_equal(mine[key], value, err_msg=key)

@@ -65,6 +65,21 @@ def _size_mb(text: str) -> int:
     return value
 
 
+def _add_scale_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--executor, --workers, --ray-address, --shard-size and --resume (see docs/scaling.md)."""
+    scale = parser.add_argument_group("scale-out (see docs/scaling.md)")
+    scale.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help=f"where the {what}: this process (default) or a Ray cluster")
+    scale.add_argument("--workers", type=_int_in("workers"), metavar="N",
+                       help="Ray workers (default: one per CPU, or per GPU, the cluster offers)")
+    scale.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster to join ('auto': the one 'ray start' made here; default: start a local one)")
+    scale.add_argument("--shard-size", type=_int_in("shard_size"), metavar="TEXTS",
+                       help="texts per shard (default 256 with --executor ray; local runs are unsharded unless given)")
+    scale.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sharded run from the shard states it kept")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuron-audit", description="Audit a language model's MLP neurons with probe sets.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -122,17 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="accept missing, unexpected or mis-shaped checkpoint tensors whose names match these "
                           "patterns (e.g. 'lm_head.*' for a tied head); recorded in the report's provenance")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    scale = run.add_argument_group("scale-out (see docs/scaling.md)")
-    scale.add_argument("--executor", choices=("local", "ray"), default="local",
-                       help="where harvests run: this process (default) or a Ray cluster")
-    scale.add_argument("--workers", type=_int_in("workers"), metavar="N",
-                       help="Ray workers (default: one per CPU, or per GPU, the cluster offers)")
-    scale.add_argument("--ray-address", metavar="ADDR",
-                       help="Ray cluster to join ('auto': the one 'ray start' made here; default: start a local one)")
-    scale.add_argument("--shard-size", type=_int_in("shard_size"), metavar="TEXTS",
-                       help="texts per shard (default 256 with --executor ray; local runs are unsharded unless given)")
-    scale.add_argument("--resume", action="store_true",
-                       help="continue an interrupted sharded run from the shard states kept in --out")
+    _add_scale_options(run, "harvests run")
 
     render = commands.add_parser("render", help="re-render report.html/report.pdf from a results.json or a "
                                  "comparison.json, no model")
@@ -147,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "model folder, or a Hugging Face id")
     compare.add_argument("--model-b", required=True, metavar="B", help="the model compared against A (any "
                          "supported architecture and size)")
-    compare.add_argument("--probeset", nargs="+", metavar="FILE",
-                         help="probe-set YAML files to audit in both models (default: all bundled)")
+    compare.add_argument("--probeset", nargs="+", action="extend", metavar="FILE",
+                         help="probe-set YAML files to audit in both models; repeat the option or list several "
+                              "(default: all bundled)")
     compare.add_argument("--no-audit", action="store_true", help="only match neurons; no audits, no audit diff")
     compare.add_argument("--corpus", metavar="FILE", help="texts to correlate neurons on, one per line "
                          "(default: the bundled everyday reference sentences)")
@@ -171,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--trust-remote-code", "--no-progress"):
         action = next(a for a in run._actions if option in a.option_strings)
         compare._add_action(action)
+    _add_scale_options(compare, "correlation and the audits' harvests run (workers hold both models)")
 
     explain = commands.add_parser("explain", help="explain one neuron from general text (top tokens, graph)")
     explain.add_argument("--model", default="default", help="default | local folder | Hugging Face id")
@@ -183,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", metavar="FILE", help="also write the explanation as JSON here")
     explain.add_argument("--device", default="auto")
     explain.add_argument("--hf-cache-dir", metavar="DIR")
+    explain.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_scale_options(explain, "corpus is searched (--resume keeps shard states beside --json)")
 
     search = commands.add_parser("search", help="which reported neurons activate on or depend on a token")
     search.add_argument("results", metavar="RESULTS.json")
@@ -264,11 +273,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                            trust_remote_code=args.trust_remote_code, cache_dir=args.hf_cache_dir,
                            allow_weights=args.allow_weights, dtype=args.dtype, device_map=args.device_map,
                            gguf_cache=args.gguf_cache)
-        executor = _executor(args, model)
+        executor = _executor(args, [model], [args.model])
         state = None
         try:
             if out is not None:  # shard states live in --out, so a killed run can --resume
-                state = _state(args, model, probesets, config, executor, out)
+                manifest = {"weights_sha256": model.weights_sha256, "settings": config.to_dict(),
+                            "probesets": [[p.name, p.sha256] for p in probesets]}
+                if args.corpus:
+                    from .provenance import sha256_file
+
+                    manifest["corpus"] = sha256_file(args.corpus)
+                state = _state(args, executor, out, manifest)
             result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
         finally:
             executor.close()
@@ -324,48 +339,51 @@ def _publish_new(out: Path | None, stem: str, result: dict, **options: Any) -> i
         return _publish(result, out, **options)
 
 
-def _check_scale_options(args: argparse.Namespace) -> None:
-    """Scale-out options that contradict each other are input errors, found before the model loads."""
+def _check_scale_options(args: argparse.Namespace, keeper: str = "--out") -> None:
+    """Scale-out options that contradict each other are input errors, found before the model loads.
+    ``keeper`` is the option naming where shard states are kept (the folder an interrupted run resumes)."""
     if args.executor == "local" and (args.workers or args.ray_address):
         option = "--workers" if args.workers else "--ray-address"
         raise AuditInputError(f"{option}: only applies with --executor ray")
-    if args.resume and not args.out:
-        raise AuditInputError("--resume: needs --out, the folder of the interrupted run")
+    if args.resume and not getattr(args, keeper.lstrip("-").replace("-", "_")):
+        raise AuditInputError(f"--resume: needs {keeper}, where the interrupted run kept its shard states")
     if args.resume and args.executor == "local" and args.shard_size is None:
         raise AuditInputError("--resume: local runs keep shard states only with --shard-size; give the same "
                               "--shard-size as the interrupted run")
 
 
-def _executor(args: argparse.Namespace, model: Any) -> Any:
-    """The executor the options ask for (Ray is imported only for --executor ray)."""
+def _executor(args: argparse.Namespace, models: Sequence[Any], specs: Sequence[str]) -> Any:
+    """The executor the options ask for (Ray is imported only for --executor ray); Ray workers load
+    ``specs`` (the models' command-line names) with this command's loading options."""
     from .execution.executor import Executor
 
     if args.executor == "local":
         return Executor(shard_size=args.shard_size, progress=not args.no_progress)
     from .execution.ray_executor import ModelSpec, RayExecutor
 
-    spec = args.model
-    if spec not in ("default",) and Path(spec).expanduser().exists():
-        spec = str(Path(spec).expanduser().resolve())  # workers resolve the same folder, not their own cwd
-    return RayExecutor(ModelSpec(model=spec, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
-                                 cache_dir=args.hf_cache_dir),
-                       expected_sha256=model.weights_sha256, workers=args.workers, address=args.ray_address,
-                       shard_size=args.shard_size or 256, progress=not args.no_progress)
+    def spec(name: str) -> ModelSpec:
+        if name not in ("default", "smollm2") and Path(name).expanduser().exists():
+            name = str(Path(name).expanduser().resolve())  # workers resolve the same path, not their own cwd
+        return ModelSpec(model=name, allow_pickle=getattr(args, "allow_pickle", False),
+                         trust_remote_code=getattr(args, "trust_remote_code", False), cache_dir=args.hf_cache_dir,
+                         allow_weights=tuple(getattr(args, "allow_weights", ())), dtype=getattr(args, "dtype", "auto"))
+
+    return RayExecutor([spec(name) for name in specs], expected_sha256=[m.weights_sha256 for m in models],
+                       workers=args.workers, address=args.ray_address, shard_size=args.shard_size or 256,
+                       progress=not args.no_progress)
 
 
-def _state(args: argparse.Namespace, model: Any, probesets: Sequence[Any], config: Any, executor: Any,
-           out: Path) -> Any:
-    """The run's shard-state store under ``out`` (sharded runs only), checked against --resume."""
+def _state(args: argparse.Namespace, executor: Any, folder: Path, manifest: dict[str, Any], *,
+           name: str | None = None) -> Any:
+    """The shard-state store under ``folder`` (sharded runs only), checked against --resume."""
     if executor.shard_size is None:
         return None
-    from .execution.state import StateStore
+    from .execution.state import STATE_DIR, StateStore
 
-    manifest = {"weights_sha256": model.weights_sha256, "settings": config.to_dict(),
-                "probesets": [[p.name, p.sha256] for p in probesets],
-                "execution": {"shard_size": executor.shard_size}}
-    store = StateStore(out, manifest, resume=args.resume)
+    manifest = {**manifest, "execution": {"shard_size": executor.shard_size}}
+    store = StateStore(folder, manifest, resume=args.resume, name=name or STATE_DIR)
     if store.discarded:
-        print(f"neuron-audit: {out}: discarded {store.discarded} shard states of an interrupted run "
+        print(f"neuron-audit: {store.root}: discarded {store.discarded} shard states of an interrupted run "
               "(--resume continues from them)", file=sys.stderr)
     return store
 
@@ -396,6 +414,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise AuditInputError("--policy: comparison policies check the audit diff; drop --no-audit")
         check_applies(policy, probesets, ablation=config.ablation, metrics=COMPARE_METRICS)
     out = _check_out_and_cache(args)  # writable, and not another run's, before any model loads
+    _check_scale_options(args)
     corpus_path = Path(args.corpus) if args.corpus else REFERENCE_FILE
     try:
         corpus = load_reference(corpus_path)
@@ -406,12 +425,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
                        cache_dir=args.hf_cache_dir)
         model_a = _load_side(load_model, args.model_a, "--model-a", loading)
         model_b = _load_side(load_model, args.model_b, "--model-b", loading)
-        result = to_json(run_compare(model_a, model_b, corpus,
-                                     corpus_name=str(args.corpus or "bundled reference corpus"),
-                                     corpus_sha256=sha256_file(corpus_path), probesets=probesets, config=config,
-                                     compare=compare))
+        corpus_sha256 = sha256_file(corpus_path)
+        executor = _executor(args, [model_a, model_b], [args.model_a, args.model_b])
+        state = None
+        try:
+            if out is not None:  # shard states live in --out, so a killed comparison can --resume
+                state = _state(args, executor, out, {
+                    "weights_sha256": [model_a.weights_sha256, model_b.weights_sha256], "corpus": corpus_sha256,
+                    "settings": {**config.to_dict(), "compare": compare.to_dict()},
+                    "probesets": [[p.name, p.sha256] for p in probesets]})
+            result = to_json(run_compare(model_a, model_b, corpus,
+                                         corpus_name=str(args.corpus or "bundled reference corpus"),
+                                         corpus_sha256=corpus_sha256, probesets=probesets, config=config,
+                                         compare=compare, executor=executor, state=state))
+        finally:
+            executor.close()
         code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
                             pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards)
+        if state is not None:
+            state.remove()
     for layer in result["layers_a"]:
         line = (f"  L{layer['layer']}: {100 * layer['share_persistent']:.1f}% of A's neurons persist in B "
                 f"(mean best r {layer['mean_r']:.3f}")
@@ -423,14 +455,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"  {diff['name']}: flagged A {diff['n_flagged_a']}, B {diff['n_flagged_b']}, kept "
               f"{diff['overlap']}, new in B {diff['became_flagged']}, mean |delta| {diff['mean_abs_delta']:.3f}")
     return code
-
-
-def _load_side(load_model, spec: str, option: str, loading: dict):
-    """Load one side of a comparison; an input error names the option it came from."""
-    try:
-        return load_model(spec, **loading)
-    except AuditInputError as exc:
-        raise AuditInputError(str(exc).replace("--model:", f"{option}:").replace("--model ", f"{option} ")) from None
 
 
 def _load_side(load_model, spec: str, option: str, loading: dict):
@@ -493,18 +517,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .probes.export import to_yaml
     from .probes.stereoset import import_stereoset
     from .probes.winobias import import_winobias
-    from .results.outdir import write_file
+    from .results.outdir import check_out_file, write_file
 
     output = Path(args.output)
-    if output.is_dir() or args.output.endswith(("/", os.sep)):
-        raise AuditInputError(f"--output: {args.output} is a folder; give a file name ending in .yaml")
-    if output.exists() and not output.is_file():
-        raise AuditInputError(f"--output: {output} exists and is not a regular file")
-    parent = output.parent
-    if not parent.is_dir():
-        raise AuditInputError(f"--output: {output}: the folder {parent} does not exist or is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise AuditInputError(f"--output: {output}: cannot write in {parent} (permission denied)")
+    check_out_file(args.output, "--output", suffix=" ending in .yaml")
     if args.format == "crows-pairs":
         documents = import_crows_pairs(args.source, split=args.split_by_bias_type)
     elif args.format == "stereoset":
@@ -539,7 +555,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .model.similarity import fasttext_vectors, word_vectors
     from .probes.corpus import check_corpus, iter_corpus
     from .probes.reference import load_reference
-    from .results.io import write_outputs
+    from .provenance import sha256_file
+    from .results.outdir import check_out_file, write_file
     from .stages.explain import explain_one
 
     match = NEURON.match(args.neuron.strip())
@@ -551,13 +568,29 @@ def cmd_explain(args: argparse.Namespace) -> int:
         check_corpus(args.corpus)
     if args.word_vectors:
         fasttext_vectors(args.word_vectors)
+    _check_scale_options(args, keeper="--json")
+    if args.json:
+        check_out_file(args.json, "--json")
     reference = load_reference(args.reference)
     model = load_model(args.model, device=args.device, cache_dir=args.hf_cache_dir)
     general = keyed(reference, "reference")
     if args.corpus:
         general = chain(general, iter_corpus(args.corpus))
-    record = explain_one(model, int(match[1]), int(match[2]), general, word_vectors(model, args.word_vectors),
-                         k=args.top)
+    layer, neuron = int(match[1]), int(match[2])
+    executor = _executor(args, [model], [args.model])
+    state = job = None
+    try:
+        if args.json:  # shard states live beside --json, so a killed search can --resume
+            json_path = Path(args.json)
+            state = _state(args, executor, json_path.parent, {
+                "weights_sha256": model.weights_sha256, "corpus": sha256_file(args.corpus) if args.corpus else None,
+                "settings": {"neuron": [layer, neuron], "top": args.top, "reference": sha256_file(
+                    args.reference) if args.reference else "bundled"}}, name=f".{json_path.name}.state")
+            job = state.job("contexts") if state is not None else None
+        record = explain_one(model, layer, neuron, general, word_vectors(model, args.word_vectors), k=args.top,
+                             executor=executor, job=job)
+    finally:
+        executor.close()
     print(f"{args.neuron} ({model.name}): {record['description']}")
     print("  top tokens: " + ", ".join(f"{t['token']} {t['score']:.2f}" for t in record["top_tokens"][:10]))
     if record["coherence"]:
@@ -573,8 +606,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
               f"{f['token_lookup']['f1']:.2f}, bigram {f['ngram']['f1']:.2f}")
     if args.json:
         out = Path(args.json)
-        write_outputs(out.parent, {out.name: json.dumps(record, indent=2, default=float)})
+        try:
+            write_file(out, json.dumps(record, indent=2, default=float))
+        except OSError as exc:
+            raise AuditInputError(f"--json: cannot write {out} ({exc.strerror or exc})") from None
         print(f"wrote {out}")
+    if state is not None:
+        state.remove()
     return EXIT_OK
 
 

@@ -10,10 +10,11 @@ each side's Gram matrix Σxxᵀ, which is what the rotation baseline needs: rota
 All sums are plain sums, so :meth:`CorrelationState.merge` is addition (associative and commutative; two
 states over disjoint shards add up to the state over the whole corpus, up to float rounding), and
 :meth:`to_arrays` / :meth:`from_arrays` move a state losslessly across processes. Each batch is centred on
-its own mean before its float32 product, then its mean is added back in float64 (the shifted-data
-formula), so float32 rounding scales with the spread of the activations rather than their mean. The mean
-terms n·x̄·ȳᵀ of many batches are added together as one float64 product (:meth:`_Sums.settle`), not one
-outer product per batch: per batch, the work is one float32 product and one float64 addition per block.
+its own mean before its product, then its mean is added back (the shifted-data formula), so rounding scales
+with the spread of the activations rather than their mean. Products are float64: float32 products change
+with the number of BLAS threads, so a one-thread Ray worker and a two-thread driver would disagree at ~1e-7
+in r. The mean terms n·x̄·ȳᵀ of many batches are added together as one product (:meth:`_Sums.settle`), not
+one outer product per batch.
 """
 
 from __future__ import annotations
@@ -33,21 +34,10 @@ FORMAT = "neuron-audit/correlation-state/1"
 SETTLE_EVERY = 64  # batches whose mean terms wait before being added as one product
 
 
-def _centred(values: np.ndarray, mean: np.ndarray, overwrite: bool) -> np.ndarray:
-    """``values`` minus their (float64) mean, in float32 (in place when ``overwrite``): what the products
-    multiply."""
-    if overwrite:
-        values -= mean.astype(values.dtype)
-        return values
-    return values - mean.astype(values.dtype)
-
-
-def _moments(values: np.ndarray, centred: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Σx and Σx² per column in float64, the squares summed from the centred values (no cancellation)."""
-    count = len(values)
-    shift = mean.astype(values.dtype).astype(np.float64)  # the float32 mean the values were centred on
-    squares = np.einsum("ij,ij->j", centred, centred).astype(np.float64)
-    return mean * count, squares + 2 * shift * count * (mean - shift) + count * shift * shift
+def _moments(centred: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σx and Σx² per column, from values centred on their mean (no cancellation in the squares)."""
+    count = len(centred)
+    return mean * count, np.einsum("ij,ij->j", centred, centred) + count * mean * mean
 
 
 @dataclass
@@ -65,6 +55,7 @@ class _Sums:
     gyy: dict[int, np.ndarray] | None = None
     pending: list[tuple[int, dict[int, np.ndarray], dict[int, np.ndarray]]] = field(default_factory=list)
     scratch: np.ndarray | None = field(default=None, repr=False)
+    workspace: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def zeros(cls, pairs: Sequence[tuple[int, int]], width_a: int, width_b: int, *, gram: bool) -> _Sums:
@@ -76,21 +67,21 @@ class _Sums:
                    gxx={a: np.zeros((width_a, width_a)) for a in layers_a} if gram else None,
                    gyy={b: np.zeros((width_b, width_b)) for b in layers_b} if gram else None)
 
-    def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray], *, overwrite: bool = False) -> None:
-        """Add a batch (float32 arrays); ``overwrite`` lets it centre the arrays in place."""
+    def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray]) -> None:
+        """Add a batch: float32 activations, centred on their means in float64 and multiplied in float64
+        (float32 products change with the number of BLAS threads, so two machines would disagree at 1e-7)."""
         count = len(next(iter(xs.values())))
         if count == 0:
             return
         self.n += count
         means_x = {a: xs[a].mean(0, dtype=np.float64) for a in self.sx}
         means_y = {b: ys[b].mean(0, dtype=np.float64) for b in self.sy}
-        centred_x = {a: _centred(xs[a], means_x[a], overwrite) for a in self.sx}
-        centred_y = {b: _centred(ys[b], means_y[b], overwrite) for b in self.sy}
-        for sums, squares, centred, values, means, gram in (
-                (self.sx, self.sxx, centred_x, xs, means_x, self.gxx),
-                (self.sy, self.syy, centred_y, ys, means_y, self.gyy)):
+        centred_x = {a: self._centred(("a", a), xs[a], means_x[a]) for a in self.sx}
+        centred_y = {b: self._centred(("b", b), ys[b], means_y[b]) for b in self.sy}
+        for sums, squares, centred, means, gram in ((self.sx, self.sxx, centred_x, means_x, self.gxx),
+                                                    (self.sy, self.syy, centred_y, means_y, self.gyy)):
             for layer in sums:
-                total, total_squares = _moments(values[layer], centred[layer], means[layer])
+                total, total_squares = _moments(centred[layer], means[layer])
                 sums[layer] += total
                 squares[layer] += total_squares
                 if gram is not None:
@@ -101,11 +92,24 @@ class _Sums:
         if len(self.pending) >= SETTLE_EVERY:
             self.settle()
 
+    def __getstate__(self) -> dict:
+        """Pickled (sent to another process) without the reusable buffers."""
+        return {**self.__dict__, "scratch": None, "workspace": {}}
+
+    def _centred(self, key: tuple[str, int], values: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """``values − mean`` in float64, in a workspace reused from batch to batch (fresh arrays of this size
+        cost as much in page faults as the products cost)."""
+        space = self.workspace.get(key)
+        if space is None or space.shape[0] < len(values) or space.shape[1] != values.shape[1]:
+            space = self.workspace[key] = np.empty((max(len(values), 2 * (0 if space is None else len(space))),
+                                                    values.shape[1]))
+        return np.subtract(values, mean, out=space[:len(values)])
+
     def _product(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """leftᵀ·right in float32, into a reused buffer (a fresh 1536² result per product costs page faults)."""
+        """leftᵀ·right into a reused buffer."""
         shape = (left.shape[1], right.shape[1])
         if self.scratch is None or self.scratch.shape != shape:
-            self.scratch = np.empty(shape, np.float32)
+            self.scratch = np.empty(shape)
         return np.matmul(left.T, right, out=self.scratch)
 
     def settle(self) -> None:
@@ -123,12 +127,14 @@ class _Sums:
         self.pending = []
 
     def add(self, other: _Sums) -> None:
-        self.settle()
-        other.settle()
+        """Add ``other``'s sums (left unchanged: it may be a read-only copy from another process)."""
         self.n += other.n
         for mine, theirs in self._tables(other):
             for key in mine:
                 mine[key] += theirs[key]
+        self.pending.extend(other.pending)
+        if len(self.pending) >= SETTLE_EVERY:
+            self.settle()
 
     def _tables(self, other: _Sums):
         yield from ((self.sx, other.sx), (self.sxx, other.sxx), (self.sy, other.sy), (self.syy, other.syy),
@@ -172,11 +178,10 @@ class CorrelationState:
                     + len(layers_b) * width_b ** 2)
 
     def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray],
-               baseline_rows: np.ndarray | None = None, *, overwrite: bool = False) -> None:
+               baseline_rows: np.ndarray | None = None) -> None:
         """Add a batch: ``xs[layer]`` samples × neurons_A, ``ys[layer]`` samples × neurons_B (same samples).
 
         ``baseline_rows`` (bool per sample) picks the samples the rotation baseline uses; default all.
-        ``overwrite`` lets the update centre float32 arrays in place (the caller's buffers, reused).
         """
         missing = [a for a in self.layers_a if a not in xs] + [b for b in self.layers_b if b not in ys]
         if missing:
@@ -186,13 +191,12 @@ class CorrelationState:
             raise ValueError(f"update: model A and B activations cover different numbers of samples {sorted(sizes)}")
         xs = {a: np.asarray(xs[a], dtype=np.float32) for a in self.layers_a}
         ys = {b: np.asarray(ys[b], dtype=np.float32) for b in self.layers_b}
-        if baseline_rows is None:  # the baseline reads the values before the full sums may centre them
+        self.full.update(xs, ys)
+        if baseline_rows is None:
             self.baseline.update(xs, ys)
         else:
             rows = np.asarray(baseline_rows, dtype=bool)
-            self.baseline.update({a: x[rows] for a, x in xs.items()}, {b: y[rows] for b, y in ys.items()},
-                                 overwrite=True)
-        self.full.update(xs, ys, overwrite=overwrite)
+            self.baseline.update({a: x[rows] for a, x in xs.items()}, {b: y[rows] for b, y in ys.items()})
 
     def merge(self, other: CorrelationState) -> CorrelationState:
         """Add ``other``'s sums (a state over other samples, same pairs and widths) into this one; returns self."""

@@ -1,7 +1,7 @@
-"""Run shards on a Ray cluster: one actor per worker, each loading the model once.
+"""Run shards on a Ray cluster: one actor per worker, each loading the job's models once.
 
-Each actor proves at start that it loaded the same weights as the driver (sha256), or the run stops with
-one line naming the node. Actors keep nothing between shards: a shard's result is an immutable state
+Each actor proves at start that it loaded the same weights as the driver (sha256 of every model), or the run
+stops with one line naming the node. Actors keep nothing between shards: a shard's result is an immutable state
 returned to the driver, which saves it and merges each shard id once, in order. An actor that dies mid-shard
 (killed, out of memory, node lost) is replaced and its shard runs again elsewhere.
 
@@ -15,69 +15,77 @@ import os
 import socket
 import sys
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Sequence
 
 from ..errors import AuditInputError
-from ..model.harvest import Activations, harvest
 from ..model.loading import Model, load_model
 from . import faults
-from .executor import Executor
-from .plan import Shard
+from .executor import Executor, Work
+from .tasks import Task, run_shard
 
 MAX_ATTEMPTS = 3  # a shard whose worker dies this many times stops the run
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How a worker loads the model: the CLI's ``--model`` and loading options."""
+    """How a worker loads a model: the CLI's model argument and loading options."""
 
     model: str
     allow_pickle: bool = False
     trust_remote_code: bool = False
     cache_dir: str | None = None
+    allow_weights: tuple[str, ...] = ()
+    dtype: str = "auto"
 
 
 def node_name() -> str:
     return socket.gethostname()
 
 
-class HarvestWorker:
-    """A Ray actor's body: loads the model once; harvests shards; keeps no state between them."""
+class ShardWorker:
+    """A Ray actor's body: loads its models once (one for an audit or explanation, two for a comparison);
+    runs shards; keeps no state between them."""
 
-    def __init__(self, spec: dict[str, Any], device: str) -> None:
-        self.spec = ModelSpec(**spec)
+    def __init__(self, specs: list[dict[str, Any]], device: str) -> None:
+        self.specs = [ModelSpec(**{**spec, "allow_weights": tuple(spec.get("allow_weights", ()))})
+                      for spec in specs]
         self.device = device
-        self.model: Model | None = None
+        self.models: list[Model] = []
 
     def start(self) -> dict[str, Any]:
-        """Load the model; report the node, the weights hash, or the one-line reason it could not."""
+        """Load the models; report the node and the weights hashes, or the one-line reason it could not."""
         import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         try:
-            self.model = load_model(self.spec.model, device=self.device, allow_pickle=self.spec.allow_pickle,
-                                    trust_remote_code=self.spec.trust_remote_code, cache_dir=self.spec.cache_dir)
+            for spec in self.specs:
+                self.models.append(load_model(spec.model, device=self.device, allow_pickle=spec.allow_pickle,
+                                              trust_remote_code=spec.trust_remote_code, cache_dir=spec.cache_dir,
+                                              allow_weights=spec.allow_weights, dtype=spec.dtype))
         except AuditInputError as exc:
             return {"node": node_name(), "error": str(exc)}
-        return {"node": node_name(), "weights_sha256": self.model.weights_sha256, "pid": os.getpid()}
+        return {"node": node_name(), "weights_sha256": [m.weights_sha256 for m in self.models], "pid": os.getpid()}
 
-    def harvest(self, shard_id: int, texts: list[str], batches: tuple, settings: dict[str, Any]
-                ) -> tuple[int, Activations]:
+    def run(self, shard_id: int, task: Task, payload: dict[str, Any]) -> tuple[int, Any]:
         faults.worker_starts(shard_id)
-        return shard_id, harvest(self.model, texts, batches=batches, progress=False, **settings)
+        return shard_id, run_shard(task, [self.models[i] for i in task.models], payload)
 
 
 class RayExecutor(Executor):
-    """Shards on Ray actors; ``address`` None starts a local instance, ``auto`` joins a running cluster."""
+    """Shards on Ray actors; ``address`` None starts a local instance, ``auto`` joins a running cluster.
+
+    ``specs`` are the models every worker loads and ``expected_sha256`` their weights hashes on the driver;
+    a job names its models by their place in that list."""
 
     name = "ray"
 
-    def __init__(self, spec: ModelSpec, *, expected_sha256: str, workers: int | None = None,
-                 address: str | None = None, shard_size: int = 256, progress: bool = True) -> None:
+    def __init__(self, specs: ModelSpec | Sequence[ModelSpec], *, expected_sha256: str | Sequence[str],
+                 workers: int | None = None, address: str | None = None, shard_size: int = 256,
+                 progress: bool = True) -> None:
         super().__init__(shard_size=shard_size, progress=progress)
-        self.spec = spec
-        self.expected_sha256 = expected_sha256
+        self.specs = [specs] if isinstance(specs, ModelSpec) else list(specs)
+        self.expected = [expected_sha256] if isinstance(expected_sha256, str) else list(expected_sha256)
         self.started_instance = False
         ray = _import_ray(local=address is None)
         if not ray.is_initialized():
@@ -100,7 +108,7 @@ class RayExecutor(Executor):
         if workers and workers > available:
             raise AuditInputError(f"--workers: {workers} asked for, but the cluster offers {available} "
                                   f"{'GPUs' if self.gpus else 'CPUs'}")
-        self.actor_class = ray.remote(HarvestWorker)
+        self.actor_class = ray.remote(ShardWorker)
         self.actors: list[Any] = []
         self.nodes: dict[Any, str] = {}
         try:
@@ -126,7 +134,8 @@ class RayExecutor(Executor):
         if faults.forwarded():
             options["runtime_env"] = {"env_vars": faults.forwarded()}
         device = "cuda" if self.gpus else "cpu"
-        actors = [self.actor_class.options(**options).remote(asdict(self.spec), device) for _ in range(count)]
+        specs = [asdict(spec) for spec in self.specs]
+        actors = [self.actor_class.options(**options).remote(specs, device) for _ in range(count)]
         infos = self.ray.get([actor.start.remote() for actor in actors])
         return actors, infos
 
@@ -135,43 +144,56 @@ class RayExecutor(Executor):
         if "error" in info:
             self.ray.kill(actor)
             raise AuditInputError(f"worker on node {info['node']}: {info['error']}")
-        if info["weights_sha256"] != self.expected_sha256:
-            self.ray.kill(actor)
-            raise AuditInputError(f"worker on node {info['node']}: --model {self.spec.model} there has weights "
-                                  f"sha256 {info['weights_sha256'][:16]}…, not the driver's "
-                                  f"{self.expected_sha256[:16]}…; every node must hold the same checkpoint")
+        for spec, found, expected in zip(self.specs, info["weights_sha256"], self.expected):
+            if found != expected:
+                self.ray.kill(actor)
+                raise AuditInputError(f"worker on node {info['node']}: model {spec.model} there has weights "
+                                      f"sha256 {found[:16]}…, not the driver's {expected[:16]}…; every node must "
+                                      "hold the same checkpoint")
         self.actors.append(actor)
         self.nodes[actor] = info["node"]
 
-    def run_shards(self, model: Model, texts: Sequence[str], shards: Sequence[Shard],
-                   settings: dict[str, Any]) -> Iterator[tuple[int, Activations]]:
+    def run_shards(self, task: Task, models: Sequence[Model], work: Work) -> Iterator[tuple[int, Any]]:
+        """Shards on idle actors, pulled from ``work`` only as actors free up (a streamed corpus stays a
+        stream); a shard whose actor died runs again on a fresh one."""
         ray = self.ray
-        pending = deque(shards)
+        try:  # the job's models as places in the workers' list (a comparison's audits run A or B alone)
+            task = replace(task, models=tuple(self.expected.index(models[i].weights_sha256) for i in task.models))
+        except ValueError:
+            raise RuntimeError("the executor's workers do not hold the job's model") from None
+        work = iter(work)
+        retry: deque[tuple[int, dict[str, Any]]] = deque()
         idle = list(self.actors)
-        inflight: dict[Any, tuple[Any, Shard]] = {}
+        inflight: dict[Any, tuple[Any, tuple[int, dict[str, Any]]]] = {}
         attempts: dict[int, int] = {}
-        while pending or inflight:
-            while pending and idle:
-                actor, shard = idle.pop(), pending.popleft()
-                ref = actor.harvest.remote(shard.id, shard.texts(texts), shard.batches, settings)
-                inflight[ref] = (actor, shard)
+        exhausted = False
+        while True:
+            while idle and (retry or not exhausted):
+                shard = retry.popleft() if retry else next(work, None)
+                if shard is None:
+                    exhausted = True
+                    break
+                actor = idle.pop()
+                inflight[actor.run.remote(shard[0], task, shard[1])] = (actor, shard)
+            if not inflight:
+                return
             (ref,), _ = ray.wait(list(inflight), num_returns=1)
             actor, shard = inflight.pop(ref)
             try:
-                shard_id, acts = ray.get(ref)
+                shard_id, state = ray.get(ref)
             except ray.exceptions.RayActorError:
-                attempts[shard.id] = attempts.get(shard.id, 0) + 1
-                if attempts[shard.id] >= MAX_ATTEMPTS:
-                    raise RuntimeError(f"shard {shard.id}: its worker died {MAX_ATTEMPTS} times") from None
-                pending.appendleft(shard)  # run it again, elsewhere
+                attempts[shard[0]] = attempts.get(shard[0], 0) + 1
+                if attempts[shard[0]] >= MAX_ATTEMPTS:
+                    raise RuntimeError(f"shard {shard[0]}: its worker died {MAX_ATTEMPTS} times") from None
+                retry.append(shard)  # run it again, elsewhere
                 self._replace(actor)
                 idle.append(self.actors[-1])
                 continue
             idle.append(actor)
-            yield shard_id, acts
+            yield shard_id, state
 
     def _replace(self, dead: Any) -> None:
-        """Drop a dead actor and start a fresh one (which loads the model and proves its weights)."""
+        """Drop a dead actor and start a fresh one (which loads the models and proves their weights)."""
         self.actors.remove(dead)
         self.nodes.pop(dead, None)
         (actor,), (info,) = self._start(1)

@@ -1,7 +1,8 @@
 """Completed shard states on disk, so a killed run resumes where it stopped (``--resume``).
 
-Layout under the output folder: ``.state/run.json`` (what the run was: weights hash, probe sets, settings)
-and one folder per job, keyed by the job's own hash, holding ``shard-<id>.npz`` files written atomically.
+Layout under the output folder: ``.state/run.json`` (what the run was: weights hashes, texts, settings)
+and one folder per job, keyed by the job's own hash, holding ``shard-<id>.npz`` (or ``.json``) files written
+atomically.
 A resumed run must match ``run.json`` exactly; the folder is removed once the run's outputs are written.
 """
 
@@ -15,17 +16,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import AuditInputError
-from ..model.cache import load, save
-from ..model.harvest import Activations
+from .tasks import SUFFIX, load_state, save_state
 
 STATE_DIR = ".state"
 
 
 class StateStore:
-    """Shard states of one run, under ``<out>/.state``."""
+    """Shard states of one run, under ``<out>/.state`` (or ``<out>/<name>``)."""
 
-    def __init__(self, out: Path, manifest: Mapping[str, Any], *, resume: bool) -> None:
-        self.root = Path(out) / STATE_DIR
+    def __init__(self, out: Path, manifest: Mapping[str, Any], *, resume: bool, name: str = STATE_DIR) -> None:
+        self.root = Path(out) / name
         self.manifest = json.loads(json.dumps(manifest))  # plain JSON, as it is stored
         self.discarded = 0
         stored = self.root / "run.json"
@@ -41,7 +41,7 @@ class StateStore:
                 raise AuditInputError(f"--resume: {self.root} belongs to a run with other {difference}; "
                                       "rerun without --resume to start afresh")
         elif self.root.exists():
-            self.discarded = sum(1 for _ in self.root.rglob("shard-*.npz"))
+            self.discarded = sum(1 for _ in self.root.rglob("shard-*.*"))
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         _write_atomic(stored, json.dumps(self.manifest, indent=2, sort_keys=True))
@@ -55,26 +55,30 @@ class StateStore:
 
 
 class JobState:
-    """Completed shards of one job (one harvest), keyed by shard id."""
+    """Completed shards of one job, keyed by shard id (``shard-<id>`` plus the kind's file suffix)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
     def done(self) -> set[int]:
-        return {int(p.stem.split("-")[1]) for p in self.folder.glob("shard-*.npz")}
+        return {int(p.name.split(".")[0].split("-")[1]) for p in self.folder.glob("shard-*.*")
+                if not p.name.endswith(".tmp")}
 
-    def save(self, shard_id: int, acts: Activations) -> None:
-        save(acts, self.folder / f"shard-{shard_id:06d}.npz")
+    def _path(self, shard_id: int, kind: str) -> Path:
+        return self.folder / f"shard-{shard_id:06d}{SUFFIX[kind]}"
 
-    def load(self, shard_id: int) -> Activations:
-        return load(self.folder / f"shard-{shard_id:06d}.npz")
+    def save(self, shard_id: int, kind: str, state: Any) -> None:
+        save_state(kind, state, self._path(shard_id, kind))
+
+    def load(self, shard_id: int, kind: str) -> Any:
+        return load_state(kind, self._path(shard_id, kind))
 
 
 def _first_difference(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
     """What differs between two run manifests, in words (None when they match)."""
-    labels = {"weights_sha256": "model weights", "probesets": "probe sets or texts", "settings": "settings",
-              "execution": "shard settings"}
+    labels = {"weights_sha256": "model weights", "probesets": "probe sets or texts", "corpus": "corpus",
+              "settings": "settings", "execution": "shard settings"}
     for key, label in labels.items():
         if previous.get(key) != current.get(key):
             if key == "settings" and isinstance(previous.get(key), dict):

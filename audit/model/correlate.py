@@ -42,8 +42,8 @@ def resolve_alignment(model_a: Model, model_b: Model, align: str) -> str:
     return align
 
 
-FLUSH_BYTES = 192 * 2 ** 20  # activations gathered before one large float32 product (BLAS nears its peak
-                             # from about 2,000 rows; the default model pair buffers 75 KB per token)
+FLUSH_BYTES = 96 * 2 ** 20  # float32 activations gathered before one large product (BLAS nears its peak
+                            # from about 1,000 rows; the default model pair buffers 74 KB per token)
 CHUNK_BATCHES = 8  # batches of the corpus plan per chunk; buffers also flush at every chunk's end
 
 
@@ -80,6 +80,7 @@ def stream_correlation(model_a: Model, model_b: Model, texts: Sequence[str], sta
             if buffer.nbytes >= FLUSH_BYTES or (number + 1) % CHUNK_BATCHES == 0:
                 buffer.flush()
     buffer.flush()
+    state.settle()  # up to date before it is returned, saved or sent (a received copy may be read-only)
     return state
 
 
@@ -124,7 +125,7 @@ class _Buffer:
         rows = np.concatenate(self.subsample)
         self.state.update({a: self.arrays[("a", a)][:self.rows] for a in self.state.layers_a},
                           {b: self.arrays[("b", b)][:self.rows] for b in self.state.layers_b},
-                          None if rows.all() else rows, overwrite=True)
+                          None if rows.all() else rows)
         self.rows, self.subsample = 0, []
 
 

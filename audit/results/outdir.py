@@ -50,6 +50,21 @@ def check_creatable(folder: Path, option: str, *, for_path: Path | None = None) 
         raise AuditInputError(f"{option}: {where}: cannot write in {ancestor} (permission denied)")
 
 
+def check_out_file(given: str, option: str, *, suffix: str = "") -> None:
+    """Fail early when the path ``given`` cannot be written as one file: a folder, a non-regular file, a
+    missing or unwritable parent folder."""
+    path = Path(given)
+    if path.is_dir() or given.endswith(("/", os.sep)):
+        raise AuditInputError(f"{option}: {given} is a folder; give a file name{suffix}")
+    if path.exists() and not path.is_file():
+        raise AuditInputError(f"{option}: {path} exists and is not a regular file")
+    parent = path.parent
+    if not parent.is_dir():
+        raise AuditInputError(f"{option}: {path}: the folder {parent} does not exist or is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AuditInputError(f"{option}: {path}: cannot write in {parent} (permission denied)")
+
+
 class OutputLock:
     """An exclusive lock on one output folder (a lock file beside it), held from the start of a run to the
     end, so a second run writing the same ``--out`` fails at once instead of after its whole audit."""

@@ -16,16 +16,18 @@ from typing import Sequence
 import numpy as np
 
 from ..analysis.comparison import flag_diff, output_change
-from ..analysis.correlation import CorrelationState, Matching, SideMatch, layer_pairs, match, plan_blocks
+from ..analysis.correlation import Matching, SideMatch, layer_pairs, match, plan_blocks
 from ..analysis.disparity import group_selectivity
 from ..analysis.selectivity import ALPHA, concept_selectivity
 from ..config import CompareConfig, RunConfig
 from ..model.cache import cached_harvest
-from ..model.correlate import resolve_alignment, stream_correlation
+from ..execution.executor import Executor
+from ..execution.state import StateStore
+from ..model.correlate import resolve_alignment
 from ..model.loading import Model
 from ..model.sites import neuron_name
 from ..probes.probeset import ProbeSet
-from ..provenance import package_versions
+from ..provenance import package_versions, sha256_json
 from ..results.compare_contract import (
     Audits,
     ComparisonResult,
@@ -47,8 +49,13 @@ STRONG = 0.3  # |AUROC âˆ’ 0.5| of a strongly selective concept neuron (AUROC â‰
 
 def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus_name: str, corpus_sha256: str,
                 probesets: Sequence[ProbeSet] = (), config: RunConfig = RunConfig(),
-                compare: CompareConfig = CompareConfig()) -> ComparisonResult:
-    """Compare ``model_b`` against ``model_a``: the neuron matching on ``corpus`` and the audit diff."""
+                compare: CompareConfig = CompareConfig(), executor: Executor | None = None,
+                state: StateStore | None = None) -> ComparisonResult:
+    """Compare ``model_b`` against ``model_a``: the neuron matching on ``corpus`` and the audit diff.
+
+    ``executor`` runs the correlation and the audits' harvests (sharded, possibly on a Ray cluster whose
+    workers hold both models); ``state`` keeps finished shards so an interrupted comparison resumes."""
+    executor = executor or Executor()
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     timings: dict[str, float] = {}
@@ -62,10 +69,13 @@ def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus
                          compare.memory_budget_mb * 2 ** 20)
     tick = time.perf_counter()
     states = []
-    for block in blocks:
-        state = CorrelationState(block, model_a.neurons_per_layer, model_b.neurons_per_layer)
-        states.append(stream_correlation(model_a, model_b, corpus, state, align=align, batch_size=config.batch_size,
-                                         max_length=config.max_length, stride=stride, progress=config.progress))
+    settings = {"align": align, "batch_size": config.batch_size, "max_length": config.max_length, "stride": stride}
+    for number, block in enumerate(blocks):
+        job = None
+        if state is not None and executor.shard_size is not None:
+            job = state.job(f"correlate-{number}-" + sha256_json({"pairs": block, **settings})[:16])
+        states.append(executor.correlate(model_a, model_b, corpus, block, settings=settings,
+                                         description=f"compare {number + 1}/{len(blocks)}", job=job))
     timings["correlation"] = time.perf_counter() - tick
     tick = time.perf_counter()
     matching = match(states, seed=config.seed)
@@ -87,10 +97,10 @@ def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus
             cache = config.cache_dir or scratch  # the diff re-reads the audits' harvests instead of re-running
             run_config = replace(config, cache_dir=cache)
             tick = time.perf_counter()
-            audit_a = run_audit(model_a, probesets, run_config)
+            audit_a = run_audit(model_a, probesets, run_config, executor=executor, state=state)
             timings["audit:a"] = time.perf_counter() - tick
             tick = time.perf_counter()
-            audit_b = run_audit(model_b, probesets, run_config)
+            audit_b = run_audit(model_b, probesets, run_config, executor=executor, state=state)
             timings["audit:b"] = time.perf_counter() - tick
             tick = time.perf_counter()
             diffs = [probeset_diff(model_a, model_b, probeset, audit_a, audit_b, matching, run_config,
@@ -100,7 +110,7 @@ def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus
     run = RunInfo(seed=config.seed, started_at=started_at, duration_s=time.perf_counter() - started,
                   device=str(model_a.device), versions=package_versions(),
                   settings={**config.to_dict(), "compare": compare.to_dict()}, timings_s=timings,
-                  truncated_texts=0)
+                  truncated_texts=0, execution=executor.describe())
     return ComparisonResult(
         model_a=ModelInfo.from_dict(model_a.summary()), model_b=ModelInfo.from_dict(model_b.summary()), run=run,
         correlation=settings, layers_a=persistence(matching.a, compare.threshold, matching.diagonal),

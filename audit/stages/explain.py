@@ -7,7 +7,7 @@ neuron's layer.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from ..errors import AuditInputError
 from ..analysis import n2g
 from ..analysis.polysemanticity import POLYSEMANTIC, SIMILAR, explained_verdict
 from ..analysis.topk import TopContexts
+from ..execution.executor import Executor
+from ..execution.state import JobState
 from ..model.contexts import keyed, top_contexts
 from ..model.loading import Model
 from ..results.contract import ABSENT, Explanation
@@ -236,12 +238,14 @@ HELDOUT_SAMPLE = 40  # plus this many random general-text lines, so held-out tex
 
 def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], texts_by_set: dict[str, list[str]],
                         general: Iterable[tuple[str, str]], vectors: WordVectors, concept_sets: set[str], *,
-                        k: int = 20, max_length: int = 128, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
+                        k: int = 20, max_length: int = 128, batch_size: int = 32, seed: int = 0,
+                        executor: Executor | None = None, job: JobState | None = None) -> dict[str, float]:
     """Explain every reported neuron and rebuild its polysemanticity verdict on that explanation.
 
     Each neuron's graph learns from its top contexts in the probe set it was reported for, and is scored on
     general text (``general``: the reference corpus, then any ``--corpus``) it never saw: its strongest
-    general-text contexts and a random sample of lines. Returns timings.
+    general-text contexts and a random sample of lines. ``executor`` streams the general text (sharded,
+    possibly on a Ray cluster; ``job`` keeps its finished shards). Returns timings.
     """
     tick = time.perf_counter()
     neurons = sorted({(e.layer, e.neuron) for e, _, _ in entries})
@@ -250,19 +254,10 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
         wanted = sorted({(e.layer, e.neuron) for e, owner, _ in entries if owner == name})
         by_set[name] = top_contexts(model, keyed(texts_by_set[name], name), wanted, k=k, batch_size=batch_size,
                                     max_length=max_length)
-    sample: list[str] = []
-    rng = np.random.default_rng(seed)
-
-    def sampled(stream: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-        for seen, (key, text) in enumerate(stream):  # reservoir sample of held-out lines, in the same pass
-            if len(sample) < HELDOUT_SAMPLE:
-                sample.append(text)
-            elif (j := int(rng.integers(0, seen + 1))) < HELDOUT_SAMPLE:
-                sample[j] = text
-            yield key, text
-
-    reference = top_contexts(model, sampled(general), neurons, k=REFERENCE_CONTEXTS, batch_size=batch_size,
-                             max_length=max_length)
+    found = (executor or Executor(progress=False)).contexts(
+        model, general, neurons, k=REFERENCE_CONTEXTS, sample=HELDOUT_SAMPLE, seed=seed, batch_size=batch_size,
+        max_length=max_length, description="explain", job=job)
+    reference, sample = found.top, found.sample.texts
     contexts_s = time.perf_counter() - tick
     records: dict[tuple[int, int, str], dict] = {}
     forward_s = 0.0
@@ -337,28 +332,21 @@ def _link_similar(entries: Sequence[tuple[Any, str, Any]]) -> None:
 
 
 def explain_one(model: Model, layer: int, neuron: int, general: Iterable[tuple[str, str]], vectors: WordVectors, *,
-                k: int = 20, max_length: int = 128, batch_size: int = 32, seed: int = 0) -> dict[str, Any]:
+                k: int = 20, max_length: int = 128, batch_size: int = 32, seed: int = 0,
+                executor: Executor | None = None, job: JobState | None = None) -> dict[str, Any]:
     """One-off explanation from general text alone: the neuron's top 2k contexts, alternate ranks to learn
-    from and to score on (plus a random sample of lines, for tokens that do not fire)."""
+    from and to score on (plus a random sample of lines, for tokens that do not fire). ``executor`` streams
+    the text (sharded, possibly on a Ray cluster; ``job`` keeps its finished shards)."""
     if not 0 <= layer < model.n_layers or not 0 <= neuron < model.neurons_per_layer:
         raise AuditInputError(f"--neuron: L{layer}.N{neuron} is outside the model ({model.n_layers} layers × "
                               f"{model.neurons_per_layer} neurons)")
-    sample: list[str] = []
-    rng = np.random.default_rng(seed)
-
-    def sampled(stream: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-        for seen, (key, text) in enumerate(stream):
-            if len(sample) < HELDOUT_SAMPLE:
-                sample.append(text)
-            elif (j := int(rng.integers(0, seen + 1))) < HELDOUT_SAMPLE:
-                sample[j] = text
-            yield key, text
-
-    state = top_contexts(model, sampled(general), [(layer, neuron)], k=2 * k, batch_size=batch_size,
-                         max_length=max_length)
+    found = (executor or Executor(progress=False)).contexts(
+        model, general, [(layer, neuron)], k=2 * k, sample=HELDOUT_SAMPLE, seed=seed, batch_size=batch_size,
+        max_length=max_length, description="explain", job=job)
+    state = found.top
     contexts = state.contexts(0)
     train, held = contexts[::2], [c["text"] for c in contexts[1::2]]
-    record = explain_neuron(model, layer, neuron, train, list(dict.fromkeys(held + sample)), vectors,
+    record = explain_neuron(model, layer, neuron, train, list(dict.fromkeys(held + found.sample.texts)), vectors,
                             max_length=max_length, seed=seed)
     record["texts_seen"] = state.seen
     return record

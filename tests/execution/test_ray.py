@@ -4,7 +4,6 @@ local run, a killed worker's shard retried elsewhere, workers that must hold the
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from audit.errors import AuditInputError
 from audit.execution import faults
 from audit.execution.executor import Executor
 from tests import tiny
+from tests.execution.common import assert_close, compare_args, without_run
 
 ray = pytest.importorskip("ray")
 
@@ -28,12 +28,6 @@ def cluster():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def without_run(path: Path) -> dict:
-    result = json.loads(path.read_text())
-    result.pop("run")
-    return result
 
 
 def test_ray_run_equals_the_local_run(cluster, planted_folder, concept_yaml, tmp_path):
@@ -71,10 +65,10 @@ def test_workers_must_hold_the_drivers_weights(cluster, planted_folder, tmp_path
 
     with pytest.raises(AuditInputError) as error:
         RayExecutor(ModelSpec(model=str(planted_folder)), expected_sha256="0" * 64, workers=1, progress=False)
-    assert str(error.value).startswith(f"worker on node {node_name()}: --model {planted_folder} there has weights")
+    assert str(error.value).startswith(f"worker on node {node_name()}: model {planted_folder} there has weights")
     with pytest.raises(AuditInputError) as error:
         RayExecutor(ModelSpec(model=str(tmp_path / "absent")), expected_sha256="0" * 64, workers=1, progress=False)
-    assert f"worker on node {node_name()}: --model" in str(error.value) and "absent" in str(error.value)
+    assert f"worker on node {node_name()}: " in str(error.value) and "absent" in str(error.value)
 
 
 def test_more_workers_than_the_cluster_offers_is_an_input_error(cluster, planted_folder):
@@ -82,3 +76,57 @@ def test_more_workers_than_the_cluster_offers_is_an_input_error(cluster, planted
 
     with pytest.raises(AuditInputError, match="--workers: 5 asked for, but the cluster offers 2 CPUs"):
         RayExecutor(ModelSpec(model=str(planted_folder)), expected_sha256="0" * 64, workers=5, progress=False)
+
+
+def test_ray_compare_and_explain_equal_the_local_ones(cluster, pair, planted_folder, tmp_path):
+    """Workers that hold both models correlate shards of whole chunks: the same comparison as one local pass
+    (within 1e-9 relative: the float64 sums add in another order); explanations' top contexts and held-out
+    sample merge to exactly the local search's."""
+    ray_args = ["--executor", "ray", "--workers", "2", "--shard-size", "24"]
+    assert main([*compare_args(pair), "--out", str(tmp_path / "local")]) == 0
+    assert main([*compare_args(pair), "--out", str(tmp_path / "ray"), *ray_args]) == 0
+    assert_close(without_run(tmp_path / "ray" / "comparison.json"),
+                 without_run(tmp_path / "local" / "comparison.json"))
+    execution = json.loads((tmp_path / "ray" / "comparison.json").read_text())["run"]["execution"]
+    assert execution["executor"] == "ray" and execution["workers"] == 2
+    _, _, corpus = pair
+    explain = ["explain", "--model", str(planted_folder), "--neuron", "L0.N3", "--corpus", str(corpus), "--top", "6",
+               "--no-progress"]
+    assert main([*explain, "--json", str(tmp_path / "local.json")]) == 0
+    assert main([*explain, "--json", str(tmp_path / "ray.json"), *ray_args]) == 0
+    local, remote = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("local", "ray"))
+    for record in (local, remote):
+        record.pop("timings_s", None)
+    assert remote == local and local["texts_seen"] == 1203 + 120
+
+
+def test_killed_workers_shards_are_retried_for_compare_and_contexts(cluster, pair, tmp_path, monkeypatch):
+    from audit.execution.ray_executor import ModelSpec, RayExecutor
+    from audit.model.loading import load_model
+
+    a_folder, b_folder, corpus = pair
+    a, b = load_model(str(a_folder), device="cpu"), load_model(str(b_folder), device="cpu")
+    texts = corpus.read_text().splitlines()
+    settings = {"align": "tokens", "batch_size": 4, "max_length": 32, "stride": 2}
+    monkeypatch.setenv(faults.KILL_SHARD, f"1:{tmp_path / 'killed'}")
+    executor = RayExecutor([ModelSpec(model=str(a_folder)), ModelSpec(model=str(b_folder))],
+                           expected_sha256=[a.weights_sha256, b.weights_sha256], workers=2, shard_size=32,
+                           progress=False)
+    try:
+        correlated = executor.correlate(a, b, texts, [(0, 0), (1, 1)], settings=settings)
+        assert (tmp_path / "killed").exists()  # the worker running shard 1 was SIGKILLed mid-shard
+        (tmp_path / "killed").unlink()  # arm the fault again: the worker that starts shard 1 of the next job
+        items = [(f"c:{i}", t) for i, t in enumerate(texts)]
+        contexts = executor.contexts(b, iter(items), [(0, 3), (1, 7)], k=5, sample=10, seed=0, batch_size=4,
+                                     max_length=32)
+        assert (tmp_path / "killed").exists()
+    finally:
+        executor.close()
+    clean = Executor(shard_size=32, progress=False)
+    expected = clean.correlate(a, b, texts, [(0, 0), (1, 1)], settings=settings).to_arrays()
+    for key, value in correlated.to_arrays().items():
+        if value.dtype.kind == "f":
+            assert np.abs(value - expected[key]).max() <= 1e-12 * max(np.abs(expected[key]).max(), 1.0), key
+    local = Executor(progress=False).contexts(b, iter(items), [(0, 3), (1, 7)], k=5, sample=10, seed=0,
+                                              batch_size=4, max_length=32)
+    assert contexts.top == local.top and contexts.sample == local.sample

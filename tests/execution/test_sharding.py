@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +17,9 @@ from audit.execution.plan import shard_plan
 from audit.execution.state import STATE_DIR, StateStore
 from audit.model.harvest import batch_plan, harvest
 from tests import tiny
+from tests.execution.common import assert_close, compare_args, without_run
 
 FAST = ["--no-progress", "--top-k", "3", "--no-pdf", "--null-sets", "5", "--ablation-texts", "8"]
-
-
-def without_run(path: Path) -> dict:
-    result = json.loads(path.read_text())
-    result.pop("run")
-    return result
 
 
 def test_shards_are_whole_batches_of_the_unsharded_plan():
@@ -96,3 +90,42 @@ def test_scale_options_that_contradict_are_input_errors(concept_yaml, tmp_path, 
     assert "--resume: needs --out" in capsys.readouterr().err
     assert main([*base, "--resume", "--out", str(tmp_path)]) == 2
     assert "--shard-size" in capsys.readouterr().err
+
+
+def test_sharded_compare_equals_the_unsharded_one(pair, tmp_path):
+    assert main([*compare_args(pair), "--out", str(tmp_path / "whole")]) == 0
+    assert main([*compare_args(pair), "--out", str(tmp_path / "sharded"), "--shard-size", "20"]) == 0
+    sharded = without_run(tmp_path / "sharded" / "comparison.json")
+    assert_close(sharded, without_run(tmp_path / "whole" / "comparison.json"))
+    assert sharded["correlation"]["n_samples"] > 500
+
+
+def test_a_killed_comparison_resumes_from_its_shard_states(pair, tmp_path):
+    def cli(*extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "audit", *compare_args(pair), "--shard-size", "32", *extra],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    assert cli("--out", str(tmp_path / "clean")).returncode == 0
+    out = tmp_path / "killed"
+    killed = cli("--out", str(out), env={**os.environ, "NEURON_AUDIT_FAULT_KILL_DRIVER": "2"})
+    assert killed.returncode == -9  # SIGKILL right after the 2nd of 4 shard states was saved
+    assert len(list((out / STATE_DIR).rglob("shard-*.npz"))) == 2 and not (out / "comparison.json").exists()
+    changed = cli("--out", str(out), "--resume", "--baseline-stride", "3")
+    assert changed.returncode == 2 and "other settings (compare)" in changed.stderr
+    assert cli("--out", str(out), "--resume").returncode == 0
+    assert_close(without_run(out / "comparison.json"), without_run(tmp_path / "clean" / "comparison.json"))
+    execution = json.loads((out / "comparison.json").read_text())["run"]["execution"]
+    assert execution["resumed_shards"] == 2 and not (out / STATE_DIR).exists()
+
+
+def test_explain_json_writes_one_file_and_keeps_its_folder(planted_folder, tmp_path):
+    neighbour = tmp_path / "notes.txt"
+    neighbour.write_text("mine")
+    reference = tmp_path / "reference.txt"
+    reference.write_text("\n".join(tiny.sentences(30, seed=5, insert=tiny.CONCEPT)))
+    args = ["explain", "--model", str(planted_folder), "--neuron", "L0.N3", "--reference", str(reference),
+            "--top", "4", "--no-progress"]
+    assert main([*args, "--json", str(tmp_path / "one.json")]) == 0
+    assert neighbour.read_text() == "mine" and (tmp_path / "one.json").is_file()
+    assert main([*args, "--json", str(tmp_path)]) == 2
+    assert main([*args, "--resume"]) == 2

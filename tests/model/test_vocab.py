@@ -3,7 +3,6 @@ prediction and suppression neurons."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from scipy import stats

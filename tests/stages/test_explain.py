@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
 from audit.analysis.polysemanticity import MONOSEMANTIC, POLYSEMANTIC
 from audit.config import RunConfig

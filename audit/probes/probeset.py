@@ -59,6 +59,12 @@ class ProbeSet:
     ids: tuple[str | None, ...] = ()
     meta: tuple[Mapping[str, Any] | None, ...] = ()
 
+    @property
+    def compares_languages(self) -> bool:
+        """A paired set whose groups are languages (tagged ``languages`` or ``multilingual``): its versions
+        are translations, so language-specific analyses apply and preference scores do not."""
+        return self.kind == "paired" and any(tag in ("languages", "multilingual") for tag in self.tags)
+
     def item_id(self, index: int) -> str:
         """The item's own ``id`` (its dataset row), or ``item <index>`` when the set gives none."""
         given = self.ids[index] if index < len(self.ids) else None

@@ -232,7 +232,8 @@ def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations
                       p_value=comparison["p_value"],
                       p_value_meaning="share of random sets that reduce the disparity at least as much",
                       evaluated={"n_items": len(items), "seed": seed, "chosen_on": {"n_items": len(select)}})
-    if model.kind == "causal-lm":  # the preference score on the same items: sentence log-likelihood = mean × tokens
+    if model.kind == "causal-lm" and not probeset.compares_languages:  # the preference score on the same items:
+        # sentence log-likelihood = mean × tokens (translations have no preferred version)
         tokens = np.stack([runs[g].outputs["n_predicted"][items] for g in range(len(groups))])
         clean_scores, ablated_scores = clean * tokens, ablated[0] * tokens
         share_clean, share_ablated = first_pair_share(clean_scores), first_pair_share(ablated_scores)

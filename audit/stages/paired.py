@@ -38,7 +38,6 @@ from ..results.contract import (
 )
 from .concept import section_identity
 
-LANGUAGE_TAGS = ("languages", "multilingual")
 SENTENCE_SCORE = ("sentence log-likelihood (sum over tokens after the first, each given its prefix); share of items "
                   "whose first-group version the model finds more likely")
 PSEUDO_SCORE = ("pseudo-log-likelihood of the tokens the versions share, each masked in turn (Nangia et al. 2020); "
@@ -49,7 +48,7 @@ MIN_EFFECT = 0.5  # |d_z| a group-selective neuron must reach besides q < alpha 
 
 def uses_lape(probeset: ProbeSet) -> bool:
     """Language-specific neuron analysis applies to paired sets whose groups are languages."""
-    return any(tag in LANGUAGE_TAGS for tag in probeset.tags)
+    return probeset.compares_languages
 
 
 def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig, *,
@@ -241,10 +240,11 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
             row["perplexity"] = float(np.exp(-row["value"]))
         for pair in table["pairs"]:
             pair["perplexity_ratio"] = float(np.exp(-pair["difference"]))
-        result = {"metric": "mean log-likelihood per token", "table": table,
-                  "preference": {"metric": SENTENCE_SCORE,
-                                 "rows": preference_table(sentence_logliks(runs), groups, probeset.markers,
-                                                          seed=seed + 13, n_resamples=n_resamples)}}
+        result = {"metric": "mean log-likelihood per token", "table": table}
+        if not probeset.compares_languages:  # translations are different token sequences: none is "preferred"
+            result["preference"] = {"metric": SENTENCE_SCORE,
+                                    "rows": preference_table(sentence_logliks(runs), groups, probeset.markers,
+                                                             seed=seed + 13, n_resamples=n_resamples)}
         if any(target is not None for target in probeset.targets):
             result["target"] = _target_disparity(model, probeset, seed=seed, n_resamples=n_resamples)
         return result
@@ -254,7 +254,7 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
                            for a, b in pairs])
     result = {"metric": "cosine between an item's pooled sentence embeddings across groups",
               "table": consistency_table(similarity, pairs, seed=seed, n_resamples=n_resamples)}
-    if model.mlm is not None:
+    if model.mlm is not None and not probeset.compares_languages:
         scores = pseudo_loglik(model, [[item[g] for item in probeset.items] for g in groups],
                                max_length=runs[0].max_length)
         result["preference"] = {"metric": PSEUDO_SCORE, "rows": preference_table(

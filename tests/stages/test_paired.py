@@ -107,7 +107,9 @@ def test_lape_finds_planted_language_neurons(model, tmp_path):
     items = [{"xx": text(tiny.CONCEPT), "yy": text(tiny.SECOND)} for _ in range(40)]
     sets = write(tmp_path, {"name": "langs", "description": "d", "kind": "paired", "groups": ["xx", "yy"],
                             "tags": ["languages"], "items": items})
-    lape = audited(model, sets, FAST)["probesets"][0]["lape"]
+    section = audited(model, sets, FAST)["probesets"][0]
+    assert "preference" not in section["disparity"]["output"]  # translations: no version is "preferred"
+    lape = section["lape"]
     x_neurons = [(n["layer"], n["neuron"]) for n in lape["per_language"]["xx"]["neurons"]]
     y_neurons = [(n["layer"], n["neuron"]) for n in lape["per_language"]["yy"]["neurons"]]
     assert (0, LANG_X) in x_neurons and (0, LANG_Y) in y_neurons

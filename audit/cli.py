@@ -224,12 +224,22 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .probes.language import check_languages
     from .probes.probeset import load_probesets
 
     for probeset in load_probesets(args.files):
         count = (f"{len(probeset.positive)} positive / {len(probeset.negative)} negative"
                  if probeset.kind == "concept" else f"{len(probeset.items)} items × {len(probeset.groups)} groups")
         print(f"ok  {probeset.path}: {probeset.name} ({probeset.kind}, {count})")
+        checked = check_languages(probeset)
+        if checked is not None:
+            unchecked = f"; groups not checked: {', '.join(checked['unchecked_groups'])}" \
+                if checked["unchecked_groups"] else ""
+            print(f"    language check (fastText lid.176): {checked['checked']} texts, "
+                  f"{len(checked['mismatches'])} look like another language{unchecked}")
+            for x in checked["mismatches"]:
+                print(f"    {x['item']} [{x['group']}]: looks like {x['detected']} (p {x['probability']:.2f}): "
+                      f"{x['text'][:80]}")
     return EXIT_OK
 
 

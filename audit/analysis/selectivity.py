@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import expected
+from .resident import release
 
 ALPHA = 0.05
 BLOCK_BYTES = 64 << 20  # working memory of one block of the vectorised tests (arrays are tested in blocks)
@@ -87,6 +88,7 @@ def concept_selectivity(responses: np.ndarray, labels: np.ndarray, *, dtype: typ
             test = stats.mannwhitneyu(positive, negative, axis=0, method="asymptotic")
         u[start:start + width], p_value[start:start + width] = test.statistic, np.nan_to_num(test.pvalue, nan=1.0)
         effect[start:start + width] = cohens_d(positive.astype(np.float64), negative.astype(np.float64))
+        release(responses)  # a memory-mapped matrix would otherwise end fully resident, block after block
     return Selectivity(auroc=u / (n_positive * n_negative), effect_size=effect, p_value=p_value,
                        q_value=benjamini_hochberg(p_value), n_positive=n_positive, n_negative=n_negative)
 

@@ -8,7 +8,6 @@ texts a report shows comes from :func:`token_traces`, a small second pass over j
 
 from __future__ import annotations
 
-import mmap
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..analysis.resident import release
 from ..config import POOLINGS
 from ..errors import expected
 from .loading import Model
@@ -275,15 +275,6 @@ def _spilled(shape: tuple[int, ...]) -> np.ndarray:
     with tempfile.TemporaryFile(prefix="neuron-audit-aggregates-") as handle:
         handle.truncate(4 * int(np.prod(shape)))
         return np.memmap(handle, dtype=np.float32, mode="r+", shape=shape)
-
-
-def release(array: np.ndarray) -> None:
-    """Write a memory-mapped array's dirty pages to its file and drop them from this process's resident set
-    (the data stays in the file and the page cache); a no-op for ordinary arrays."""
-    mapping = getattr(array, "_mmap", None)
-    if isinstance(array, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
-        array.flush()
-        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _token_lengths(model: Model, texts: Sequence[str]) -> np.ndarray:

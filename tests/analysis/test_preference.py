@@ -39,3 +39,22 @@ def test_three_groups_give_every_pair_in_order_and_no_markers_no_breakdown():
 
 def test_first_pair_share_reads_the_first_two_groups():
     assert first_pair_share(np.array([[1.0, 2.0, 3.0, 0.0], [0.0, 2.0, 4.0, -1.0]])) == pytest.approx(2.5 / 4)
+
+
+def test_stereoset_scores_follow_the_paper_definitions():
+    from audit.analysis.preference import stereoset_scores
+
+    # 4 items: the stereotype version wins 3 of 4 against the anti-stereotype one (ss 75); the unrelated version
+    # loses every comparison except item 3's against the stereotype (lms 7 of 8 = 87.5)
+    scores = np.array([[3.0, 3.0, 3.0, 1.0],    # stereotype
+                       [2.0, 2.0, 2.0, 2.0],    # anti_stereotype
+                       [0.0, 0.0, 0.0, 1.5]])   # unrelated
+    found = stereoset_scores(scores, ["stereotype", "anti_stereotype", "unrelated"], ["race", "race", "gender",
+                                                                                     "gender"], seed=0)
+    overall = found["overall"]
+    assert overall["ss"] == 75.0 and overall["lms"] == 87.5
+    assert overall["icat"] == pytest.approx(87.5 * min(75.0, 25.0) / 50)
+    assert overall["icat_ci95"][0] <= overall["icat"] <= overall["icat_ci95"][1]
+    assert found["by_marker"]["race"]["ss"] == 100.0 and found["by_marker"]["race"]["icat"] == 0.0
+    assert found["by_marker"]["gender"]["lms"] == 75.0
+    assert stereoset_scores(scores[:2], ["stereotypical", "anti_stereotypical"], [None] * 4, seed=0) is None

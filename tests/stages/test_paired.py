@@ -206,3 +206,16 @@ def test_cards_of_a_neuron_more_active_in_the_rest_show_real_groups(model, tmp_p
     assert len(shown) == 4
     sides = [example.label.split(" · ")[0] for example in shown]
     assert set(sides[0::2]) <= {"yy", "zz"} and set(sides[1::2]) == {"xx"}
+
+
+def test_stereoset_scores_come_from_the_same_sentence_scores(model, tmp_path):
+    texts = [tiny.sentences(12, seed=s, length=(4, 8)) for s in (61, 62, 63)]
+    items = [{"stereotype": a, "anti_stereotype": b, "unrelated": c, "marker": "gender" if i % 2 else "race"}
+             for i, (a, b, c) in enumerate(zip(*texts))]
+    sets = write(tmp_path, {"name": "ss", "description": "d", "kind": "paired",
+                            "groups": ["stereotype", "anti_stereotype", "unrelated"], "items": items})
+    output = audited(model, sets, FAST)["probesets"][0]["disparity"]["output"]
+    first = output["preference"]["rows"][0]  # stereotype vs anti_stereotype, from the same sentence log-likelihoods
+    assert output["stereoset"]["overall"]["n_items"] == 12
+    assert output["stereoset"]["overall"]["ss"] == pytest.approx(100 * first["share"])
+    assert set(output["stereoset"]["by_marker"]) == {"gender", "race"}

@@ -258,9 +258,22 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
         out.moments[:] = moments.cpu().numpy()
         out.positive[:] = positive.cpu().numpy()
     if spill:
-        release(out.max)
-        release(out.mean)
+        out.max, out.mean = _column_major(out.max), _column_major(out.mean)
     return out
+
+
+def _column_major(array: np.ndarray) -> np.ndarray:
+    """The same (texts, layers, neurons) values in a new spilled file laid out neuron by neuron, so the
+    analyses' blocks of neurons read contiguous pages. Read by columns, a row-major file is mapped whole: the
+    kernel maps whole page-cache folios around every page touched, and a text's row spans few of them."""
+    n_texts, n_layers, n_neurons = array.shape
+    storage = _spilled((n_layers, n_neurons, n_texts))
+    step = max(1, RELEASE_BYTES // (4 * n_layers * n_neurons))
+    for start in range(0, n_texts, step):
+        storage[:, :, start:start + step] = np.moveaxis(array[start:start + step], 0, 2)
+        release(array)
+        release(storage)
+    return storage.transpose(2, 0, 1)
 
 
 def _empty(shape: tuple[int, ...]) -> np.ndarray:

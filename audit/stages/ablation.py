@@ -19,6 +19,7 @@ from ..analysis.ablation import (
 )
 from ..analysis.disparity import group_selective_ranking
 from ..analysis.preference import first_pair_share
+from ..analysis.resident import release
 from ..analysis.generation import continuation_pairs, continuation_shift
 from ..analysis.selectivity import ALPHA, concept_selectivity
 from ..config import RunConfig
@@ -76,12 +77,16 @@ def _split(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return held_out, np.setdiff1d(np.arange(n), held_out)
 
 
-def _row_mean(values: np.ndarray, rows: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
-    """Mean of ``values[rows]`` over rows, read a chunk of rows at a time (the array may be memory-mapped)."""
-    total = np.zeros(values.shape[1])
-    for start in range(0, len(rows), chunk):
-        total += values[rows[start:start + chunk]].sum(axis=0, dtype=np.float64)
-    return total / max(len(rows), 1)
+def _row_mean(values: np.ndarray, rows: np.ndarray, *, block_bytes: int = 64 << 20) -> np.ndarray:
+    """Mean of ``values[rows]`` over rows, a block of columns at a time: a memory-mapped array (laid out
+    column by column) is read in contiguous pieces and released after each."""
+    width = max(1, block_bytes // (4 * max(len(values), 1)))
+    means = np.zeros(values.shape[1])
+    for start in range(0, values.shape[1], width):
+        means[start:start + width] = np.asarray(values[:, start:start + width])[rows].mean(axis=0, dtype=np.float64) \
+            if len(rows) else 0.0
+        release(values)
+    return means
 
 
 def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig,

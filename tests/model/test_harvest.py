@@ -107,3 +107,8 @@ def test_aggregates_past_the_memory_budget_are_memory_mapped_and_equal(planted_m
     assert isinstance(spilled.max, np.memmap) and not isinstance(in_memory.max, np.memmap)
     np.testing.assert_array_equal(in_memory.max, spilled.max)
     np.testing.assert_array_equal(in_memory.mean, spilled.mean)
+    # laid out neuron by neuron, so the analyses' blocks of neurons read contiguous pages, and pooled
+    # responses are a view of the file, not a copy
+    pooled = spilled.pooled("max")
+    assert pooled.strides == (4, 4 * len(texts)) and np.shares_memory(pooled, spilled.max)
+    np.testing.assert_array_equal(pooled, in_memory.pooled("max"))

@@ -10,20 +10,24 @@ each side's Gram matrix Σxxᵀ, which is what the rotation baseline needs: rota
 All sums are plain sums, so :meth:`CorrelationState.merge` is addition (associative and commutative; two
 states over disjoint shards add up to the state over the whole corpus, up to float rounding), and
 :meth:`to_arrays` / :meth:`from_arrays` move a state losslessly across processes. Each batch is centred on
-its own mean before its product, then its mean is added back (the shifted-data formula), so rounding scales
-with the spread of the activations rather than their mean. Products are float64: float32 products change
-with the number of BLAS threads, so a one-thread Ray worker and a two-thread driver would disagree at ~1e-7
-in r. The mean terms n·x̄·ȳᵀ of many batches are added together as one product (:meth:`_Sums.settle`), not
-one outer product per batch.
+its own mean before its float32 product, then its mean is added back in float64 (the shifted-data
+formula), so float32 rounding scales with the spread of the activations rather than their mean. Each
+product runs on a single BLAS thread (several products at once on threads of our own), because a product
+split across BLAS threads changes its bits with their number. The mean terms n·x̄·ȳᵀ of many batches are
+added together as one product (:meth:`_Sums.settle`), not one outer product per batch.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import AuditInputError
 
@@ -35,9 +39,50 @@ SETTLE_EVERY = 64  # batches whose mean terms wait before being added as one pro
 
 
 def _moments(centred: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Σx and Σx² per column, from values centred on their mean (no cancellation in the squares)."""
+    """Σx and Σx² per column in float64, from values centred on ``mean`` rounded to float32 (no cancellation
+    in the squares; the rounding of the mean is accounted for exactly)."""
     count = len(centred)
-    return mean * count, np.einsum("ij,ij->j", centred, centred) + count * mean * mean
+    shift = mean.astype(np.float32).astype(np.float64)
+    squares = np.einsum("ij,ij->j", centred, centred, dtype=np.float64)
+    return mean * count, squares + 2 * shift * count * (mean - shift) + count * shift * shift
+
+
+_local = threading.local()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    """Threads for the products: OMP_NUM_THREADS when set (Ray gives each worker its CPUs), else the CPUs."""
+    setting = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, int(setting)) if setting.isdigit() else max(1, len(os.sched_getaffinity(0)))
+
+
+def _accumulate(products: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """``block += leftᵀ·right`` for each (block, left, right): float32 products added to float64 blocks.
+
+    Each product runs on one BLAS thread and the products are spread over threads of our own. A product
+    split across BLAS threads changes its float32 bits with the number of threads (measured: 1 vs 2 OpenBLAS
+    threads differ at 1e-7 on 3,000 × 1,536 inputs), so a one-thread Ray worker and a two-thread driver would
+    disagree; one thread per product gives the same bits whatever runs it.
+    """
+    global _pool
+
+    def run(task: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        block, left, right = task
+        scratch = getattr(_local, "scratch", None)
+        if scratch is None or scratch.shape != block.shape:
+            scratch = _local.scratch = np.empty(block.shape, np.float32)
+        np.add(block, np.matmul(left.T, right, out=scratch), out=block)
+
+    threads = min(_threads(), len(products))
+    with threadpool_limits(limits=1, user_api="blas"):
+        if threads <= 1:
+            for task in products:
+                run(task)
+            return
+        if _pool is None or _pool._max_workers < threads:
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="correlation")
+        list(_pool.map(run, products))
 
 
 @dataclass
@@ -54,7 +99,6 @@ class _Sums:
     gxx: dict[int, np.ndarray] | None = None
     gyy: dict[int, np.ndarray] | None = None
     pending: list[tuple[int, dict[int, np.ndarray], dict[int, np.ndarray]]] = field(default_factory=list)
-    scratch: np.ndarray | None = field(default=None, repr=False)
     workspace: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -68,8 +112,8 @@ class _Sums:
                    gyy={b: np.zeros((width_b, width_b)) for b in layers_b} if gram else None)
 
     def update(self, xs: Mapping[int, np.ndarray], ys: Mapping[int, np.ndarray]) -> None:
-        """Add a batch: float32 activations, centred on their means in float64 and multiplied in float64
-        (float32 products change with the number of BLAS threads, so two machines would disagree at 1e-7)."""
+        """Add a batch of float32 activations: centred on their means, multiplied in float32 (see
+        :func:`_accumulate` for why the bits do not depend on the number of threads), added in float64."""
         count = len(next(iter(xs.values())))
         if count == 0:
             return
@@ -78,6 +122,7 @@ class _Sums:
         means_y = {b: ys[b].mean(0, dtype=np.float64) for b in self.sy}
         centred_x = {a: self._centred(("a", a), xs[a], means_x[a]) for a in self.sx}
         centred_y = {b: self._centred(("b", b), ys[b], means_y[b]) for b in self.sy}
+        products = []
         for sums, squares, centred, means, gram in ((self.sx, self.sxx, centred_x, means_x, self.gxx),
                                                     (self.sy, self.syy, centred_y, means_y, self.gyy)):
             for layer in sums:
@@ -85,32 +130,25 @@ class _Sums:
                 sums[layer] += total
                 squares[layer] += total_squares
                 if gram is not None:
-                    gram[layer] += self._product(centred[layer], centred[layer])
-        for (a, b), block in self.sxy.items():
-            block += self._product(centred_x[a], centred_y[b])
+                    products.append((gram[layer], centred[layer], centred[layer]))
+        products += [(block, centred_x[a], centred_y[b]) for (a, b), block in self.sxy.items()]
+        _accumulate(products)
         self.pending.append((count, means_x, means_y))
         if len(self.pending) >= SETTLE_EVERY:
             self.settle()
 
     def __getstate__(self) -> dict:
         """Pickled (sent to another process) without the reusable buffers."""
-        return {**self.__dict__, "scratch": None, "workspace": {}}
+        return {**self.__dict__, "workspace": {}}
 
     def _centred(self, key: tuple[str, int], values: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """``values − mean`` in float64, in a workspace reused from batch to batch (fresh arrays of this size
-        cost as much in page faults as the products cost)."""
+        """``values`` minus their mean (rounded to float32), in a float32 workspace reused from batch to batch
+        (fresh arrays of this size cost as much in page faults as the products cost)."""
         space = self.workspace.get(key)
         if space is None or space.shape[0] < len(values) or space.shape[1] != values.shape[1]:
             space = self.workspace[key] = np.empty((max(len(values), 2 * (0 if space is None else len(space))),
-                                                    values.shape[1]))
-        return np.subtract(values, mean, out=space[:len(values)])
-
-    def _product(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """leftᵀ·right into a reused buffer."""
-        shape = (left.shape[1], right.shape[1])
-        if self.scratch is None or self.scratch.shape != shape:
-            self.scratch = np.empty(shape)
-        return np.matmul(left.T, right, out=self.scratch)
+                                                    values.shape[1]), np.float32)
+        return np.subtract(values, mean.astype(np.float32), out=space[:len(values)])
 
     def settle(self) -> None:
         """Add the pending batches' n·x̄·ȳᵀ terms: Σ over batches as one float64 product per table."""

@@ -42,8 +42,8 @@ def resolve_alignment(model_a: Model, model_b: Model, align: str) -> str:
     return align
 
 
-FLUSH_BYTES = 96 * 2 ** 20  # float32 activations gathered before one large product (BLAS nears its peak
-                            # from about 1,000 rows; the default model pair buffers 74 KB per token)
+FLUSH_BYTES = 192 * 2 ** 20  # float32 activations gathered before one large product (BLAS nears its peak
+                             # from about 2,000 rows; the default model pair buffers 74 KB per token)
 CHUNK_BATCHES = 8  # batches of the corpus plan per chunk; buffers also flush at every chunk's end
 
 

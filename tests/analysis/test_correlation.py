@@ -126,3 +126,28 @@ def test_layer_pairs_cover_both_models():
     assert len(layer_pairs(2, 3, "all")) == 6
     with pytest.raises(AuditInputError, match="--layers same"):
         layer_pairs(2, 3, "same")
+
+
+def test_sums_do_not_depend_on_the_number_of_blas_threads(monkeypatch):
+    """A one-thread Ray worker and a two-thread driver must add the same bits: products run one per BLAS
+    thread, however many threads the process has."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(5)
+    xs = {0: rng.standard_normal((1000, 384)).astype(np.float32)}
+    ys = {0: rng.standard_normal((1000, 384)).astype(np.float32)}
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = xs[0].T @ ys[0]
+    with threadpool_limits(limits=2, user_api="blas"):
+        two = xs[0].T @ ys[0]
+    if np.array_equal(one, two):
+        pytest.skip("this machine's BLAS gives the same bits on 1 and 2 threads; nothing to guard")
+    states = []
+    for threads in (1, 2):  # the process's BLAS on one core (a Ray worker) or on both (the driver)
+        monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
+        state = CorrelationState([(0, 0)], 384, 384)
+        with threadpool_limits(limits=threads, user_api="blas"):
+            state.update(xs, ys)
+        states.append(state.to_arrays())
+    for key, value in states[0].items():
+        np.testing.assert_array_equal(states[1][key], value, err_msg=key)

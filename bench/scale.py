@@ -4,8 +4,9 @@ the default model against its sre-embedding-model fine-tune (or itself) over abo
 
 Prints seconds for each and two ratios: Ray's overhead with 1 worker (Ray 1 ÷ local, target ≤ 1.15×) and the
 speed-up with 2 workers (Ray 1 ÷ Ray 2, target ≥ 1.6×), plus the state bytes per shard. Each Ray worker uses
-one thread for torch and for numpy's BLAS (one CPU each); for a like-for-like 1-worker comparison the local
-run is also timed with one thread for both (the local default uses every core). Texts: the bundled
+one thread for torch, numpy's BLAS and the correlation's products (one CPU each); for a like-for-like
+1-worker comparison the local run is also timed with one thread for all three (the local default uses every
+core). Texts: the bundled
 reference sentences, repeated.
 """
 
@@ -33,13 +34,21 @@ def timed(label: str, seconds: dict[str, float], work, threads: int | None = Non
     import torch
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
+    before, setting = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(threads or before)
-    with threadpool_limits(limits=threads):
-        start = time.perf_counter()
-        result = work()
-        seconds[label] = time.perf_counter() - start
-    torch.set_num_threads(before)
+    if threads:  # also the correlation's own product threads, which follow OMP_NUM_THREADS as on a worker
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            start = time.perf_counter()
+            result = work()
+            seconds[label] = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(before)
+        if setting is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = setting
     return result
 
 

@@ -288,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             if out is not None:  # shard states live in --out, so a killed run can --resume
                 manifest = {"weights_sha256": model.weights_sha256, "settings": config.to_dict(),
-                            "probesets": [[p.name, p.sha256] for p in probesets]}
+                            "probesets": _identities(probesets)}
                 if args.corpus:
                     from .provenance import sha256_file
 
@@ -383,6 +383,11 @@ def _executor(args: argparse.Namespace, models: Sequence[Any], specs: Sequence[s
                        progress=not args.no_progress)
 
 
+def _identities(probesets: Sequence[Any]) -> list[list[str]]:
+    """Each probe set's name and content hash, as a resumed run's manifest compares them."""
+    return [[p.name, p.sha256] for p in probesets]
+
+
 def _state(args: argparse.Namespace, executor: Any, folder: Path, manifest: dict[str, Any], *,
            name: str | None = None) -> Any:
     """The shard-state store under ``folder`` (sharded runs only), checked against --resume."""
@@ -443,7 +448,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 state = _state(args, executor, out, {
                     "weights_sha256": [model_a.weights_sha256, model_b.weights_sha256], "corpus": corpus_sha256,
                     "settings": {**config.to_dict(), "compare": compare.to_dict()},
-                    "probesets": [[p.name, p.sha256] for p in probesets]})
+                    "probesets": _identities(probesets)})
             result = to_json(run_compare(model_a, model_b, corpus,
                                          corpus_name=str(args.corpus or "bundled reference corpus"),
                                          corpus_sha256=corpus_sha256, probesets=probesets, config=config,

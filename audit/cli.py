@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-stride", type=_int_in("baseline_stride"), default=8,
                          help="the rotation baseline estimates its mixtures' variances on every n-th token of "
                               "each text (default 8)")
+    compare.add_argument("--precision", choices=("bfloat16", "float32"), default="bfloat16",
+                         help="samples rounded to this before their products, accumulated in float32 then float64 "
+                              "(default bfloat16: 2-4x faster products where the CPU has bfloat16 units, r within "
+                              "~1e-3 of float32, far inside its sampling error)")
     compare.add_argument("--memory-budget", type=_int_in("compare_memory_budget_mb"), default=2048, metavar="MB",
                          help="largest correlation state held at once; more layer pairs take more passes")
     compare.add_argument("--top-changed", type=_int_in("top_changed"), default=20, help="neurons in the changed table")
@@ -420,6 +424,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                        ablate_k=args.ablate_k, ablation_mode=args.ablation_mode, null_sets=args.null_sets,
                        ablation_texts=args.ablation_texts, cache_dir=args.cache)
     compare = CompareConfig(layers=args.layers, align=args.align, baseline_stride=args.baseline_stride,
+                            precision=args.precision,
                             memory_budget_mb=args.memory_budget, top_changed=args.top_changed,
                             audit=not args.no_audit)
     probesets = [] if args.no_audit else load_probesets(args.probeset or bundled_probeset_paths())

@@ -78,6 +78,7 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
 
 LAYER_MODES = ("auto", "same", "depth", "all")  # which layer pairs a comparison correlates
 ALIGNMENTS = ("auto", "tokens", "texts")  # what a comparison's samples are
+PRECISIONS = ("bfloat16", "float32")  # what the correlation's samples are rounded to before their products
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class CompareConfig:
     layers: str = "auto"  # auto: same when the depths match, else depth
     align: str = "auto"  # auto: tokens when the vocabularies match, else texts
     baseline_stride: int = 8  # the rotation baseline uses every n-th real token of each text
+    precision: str = "bfloat16"  # samples rounded to bfloat16 before their products (float32 accumulation)
     memory_budget_mb: int = 2048  # largest correlation state held at once; more layer pairs take more passes
     threshold: float = 0.5  # excess correlation above which a neuron persists (Gurnee et al. 2024)
     top_changed: int = 20
@@ -97,6 +99,8 @@ class CompareConfig:
             raise expected("The 'layers' parameter", f"one of {LAYER_MODES}", self.layers)
         if self.align not in ALIGNMENTS:
             raise expected("The 'align' parameter", f"one of {ALIGNMENTS}", self.align)
+        if self.precision not in PRECISIONS:
+            raise expected("The 'precision' parameter", f"one of {PRECISIONS}", self.precision)
         _check_int("memory_budget_mb", self.memory_budget_mb, *COMPARE_RANGES["compare_memory_budget_mb"])
         for name in ("baseline_stride", "top_changed"):
             _check_int(name, getattr(self, name), *COMPARE_RANGES[name])

@@ -115,7 +115,7 @@ def bench_compare(args: argparse.Namespace) -> None:
                    for i in range(0, len(lines), 64)) / len(lines)
     corpus = texts(int(args.tokens / per_line))
     pairs = layer_pairs(a.n_layers, b.n_layers, "same")
-    settings = {"align": "tokens", "batch_size": 32, "max_length": 128, "stride": 8}
+    settings = {"align": "tokens", "batch_size": 32, "max_length": 128, "stride": 8, "precision": "bfloat16"}
     seconds: dict[str, float] = {}
     threads = torch.get_num_threads()
     for label, count in ((f"local ({threads} threads)", threads), ("local (1 thread)", 1)):

@@ -64,20 +64,24 @@ class Executor:
     def correlate(self, model_a: Model, model_b: Model, texts: Sequence[str], pairs: Sequence[tuple[int, int]], *,
                   settings: dict[str, Any], description: str = "compare",
                   job: JobState | None = None) -> CorrelationState:
-        """Correlation sums of ``pairs`` over ``texts`` (``settings``: align, batch_size, max_length, stride).
+        """Correlation sums of ``pairs`` over ``texts`` (``settings``: align, batch_size, max_length, stride,
+        precision).
 
         Shards hold whole chunks of the corpus plan, whose products are the unsharded pass's own (see
         :func:`~audit.model.correlate.stream_correlation`), so any sharding gives the same sums up to the order
         of float64 additions."""
+        streaming = {key: value for key, value in settings.items() if key != "precision"}
         if self.shard_size is None:
-            state = CorrelationState(pairs, model_a.neurons_per_layer, model_b.neurons_per_layer)
-            return stream_correlation(model_a, model_b, texts, state, progress=self.progress, **settings)
+            state = CorrelationState(pairs, model_a.neurons_per_layer, model_b.neurons_per_layer,
+                                     precision=settings["precision"])
+            return stream_correlation(model_a, model_b, texts, state, progress=self.progress, **streaming)
         chunk = CHUNK_BATCHES * settings["batch_size"]
         shards = shard_plan(texts, batch_size=settings["batch_size"],
                             shard_size=-(-self.shard_size // chunk) * chunk)
         work = ((s.id, {"texts": s.texts(texts), "batches": s.batches}) for s in shards)
         task = Task("correlate", {**settings, "pairs": [list(p) for p in pairs]}, models=(0, 1))
-        merged = CorrelationState(pairs, model_a.neurons_per_layer, model_b.neurons_per_layer)
+        merged = CorrelationState(pairs, model_a.neurons_per_layer, model_b.neurons_per_layer,
+                                  precision=settings["precision"])
         for _, state in self.run_job(task, [model_a, model_b], work, total=len(shards), job=job,
                                      description=description):
             merged.merge(state)

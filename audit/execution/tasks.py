@@ -63,7 +63,7 @@ def run_shard(task: Task, models: Sequence[Model], payload: dict[str, Any]) -> A
     if task.kind == "correlate":
         model_a, model_b = models
         state = CorrelationState([tuple(pair) for pair in settings["pairs"]], model_a.neurons_per_layer,
-                                 model_b.neurons_per_layer)
+                                 model_b.neurons_per_layer, precision=settings["precision"])
         return stream_correlation(model_a, model_b, payload["texts"], state, batches=payload["batches"],
                                   align=settings["align"], batch_size=settings["batch_size"],
                                   max_length=settings["max_length"], stride=settings["stride"], progress=False)

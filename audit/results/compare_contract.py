@@ -27,6 +27,7 @@ class CorrelationSettings(Record):
     n_samples: int
     n_baseline_samples: int
     baseline_stride: int
+    precision: Literal["bfloat16", "float32"]  # what the samples were rounded to before their products
     baseline: str
     layer_mode: Literal["same", "depth", "all"]
     layer_pairs: list[list[int]]

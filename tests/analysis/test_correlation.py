@@ -151,3 +151,48 @@ def test_sums_do_not_depend_on_the_number_of_blas_threads(monkeypatch):
         states.append(state.to_arrays())
     for key, value in states[0].items():
         np.testing.assert_array_equal(states[1][key], value, err_msg=key)
+
+
+def test_bfloat16_rounding_is_to_nearest_with_ties_to_even():
+    from audit.analysis.correlation import round_bfloat16
+
+    ties = np.array([1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8 + 2 ** -20), 0.0], np.float32)
+    round_bfloat16(ties)
+    np.testing.assert_array_equal(ties, np.array([1.0, 1 + 2 ** -6, -(1 + 2 ** -7), 0.0], np.float32))
+    values = (np.random.default_rng(3).standard_normal(10_000) * 10.0 ** np.arange(-3, 7).repeat(1000)).astype(np.float32)
+    step = 2.0 ** (np.floor(np.log2(np.abs(values.astype(np.float64)))) - 7)  # 8 significant bits
+    expected = np.round(values / step) * step  # np.round rounds halves to even
+    round_bfloat16(values)
+    np.testing.assert_array_equal(values, expected.astype(np.float32))
+    with pytest.raises(ValueError, match="float32"):
+        round_bfloat16(np.ones(3))
+
+
+def test_bfloat16_products_keep_exact_copies_at_r_1_and_stay_near_float32(batches):
+    rng = np.random.default_rng(8)
+    width = 64
+    exact = CorrelationState([(0, 0)], width, width, precision="bfloat16")
+    for _ in range(4):
+        x = (np.maximum(rng.standard_normal((300, width)), 0) * 3 + 0.7).astype(np.float32)
+        exact.update({0: x}, {0: x[:, ::-1].copy()}, rng.random(300) < 0.3)
+    found = match(exact, seed=0)
+    np.testing.assert_array_equal(found.a.partner_neuron[0], np.arange(width)[::-1])
+    np.testing.assert_allclose(found.a.r[0], 1.0, atol=1e-6)
+    rounded = CorrelationState(PAIRS, 6, 6, precision="bfloat16")
+    for xs, ys, rows in batches:
+        rounded.update(xs, ys, rows)
+    full = _state(batches)
+    for a, b in PAIRS:
+        gap = np.abs(rounded.correlation(a, b) - full.correlation(a, b)).max()
+        assert 0 < gap < 2e-3, (a, b, gap)  # 8 significant bits: errors of ~2^-9 of a value, averaged over samples
+
+
+def test_states_of_other_precisions_do_not_mix(batches):
+    rounded = CorrelationState(PAIRS, 6, 6, precision="bfloat16")
+    rounded.update(*batches[0])
+    again = CorrelationState.from_bytes(rounded.to_bytes())
+    assert again.precision == "bfloat16"
+    with pytest.raises(ValueError, match="bfloat16 state into a float32"):
+        _state(batches).merge(again)
+    with pytest.raises(AuditInputError, match="--precision"):
+        CorrelationState(PAIRS, 6, 6, precision="int8")

@@ -107,7 +107,7 @@ def test_killed_workers_shards_are_retried_for_compare_and_contexts(cluster, pai
     a_folder, b_folder, corpus = pair
     a, b = load_model(str(a_folder), device="cpu"), load_model(str(b_folder), device="cpu")
     texts = corpus.read_text().splitlines()
-    settings = {"align": "tokens", "batch_size": 4, "max_length": 32, "stride": 2}
+    settings = {"align": "tokens", "batch_size": 4, "max_length": 32, "stride": 2, "precision": "bfloat16"}
     monkeypatch.setenv(faults.KILL_SHARD, f"1:{tmp_path / 'killed'}")
     executor = RayExecutor([ModelSpec(model=str(a_folder)), ModelSpec(model=str(b_folder))],
                            expected_sha256=[a.weights_sha256, b.weights_sha256], workers=2, shard_size=32,

@@ -26,10 +26,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-layer", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="which neurons are drawn (default 0)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("default", device="cpu")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     neurons = [(layer, int(n)) for layer in range(model.n_layers)
                for n in rng.choice(model.neurons_per_layer, args.per_layer, replace=False)]
     texts = [t for name in ("toxicity", "clinical") for t in load_probesets([BUNDLED_DIR / f"{name}.yaml"])[0].texts]

@@ -93,9 +93,8 @@ def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[s
     for tokens, value in deep:
         if len(tokens) == 1:
             singles.setdefault(tokens[0], []).append(value)
-    # a token seen below the firing line on average predicts no firing, like an absent one: not stored
-    graph = n2g.Graph([((token,), float(np.mean(values))) for token, values in singles.items()
-                       if np.mean(values) >= n2g.FIRE])
+    # one-token patterns: tokens firing often enough in training that predicting them raises F1 there
+    graph = n2g.Graph([((token,), value) for token, value in n2g.firing_tokens(singles).items()])
     for tokens, value in deep:
         if len(tokens) > 1:
             graph.add(tokens, value)

@@ -95,3 +95,18 @@ def test_near_identical_graphs_are_cross_linked():
     _link_similar(entries)
     assert entries[0][0].explanation.similar_neurons == ["L1.N2"]
     assert entries[2][0].explanation.similar_neurons == []
+
+
+def test_one_token_patterns_keep_the_tokens_whose_rate_maximises_training_f1():
+    from audit.analysis.n2g import firing_tokens
+
+    observed = {"always": [0.9] * 10, "half": [0.8, 0.1] * 5, "once": [0.7] + [0.0] * 30, "never": [0.2] * 9}
+    # 16 firing uses: "always" alone gives F1 20/26 = .77, with "half" 30/36 = .83, with "once" too 32/67 = .48
+    kept = firing_tokens(observed)
+    assert set(kept) == {"always", "half"}
+    assert kept["always"] == pytest.approx(0.9) and kept["half"] == pytest.approx(0.8)
+    # a neuron that is easy to predict: a token firing on a third of its uses costs more than it finds
+    # ("always" alone 80/82 = .976, with "third" 84/88 = .955)
+    easy = {"always": [0.9] * 40, "third": [0.8, 0.1, 0.1] * 2}
+    assert set(firing_tokens(easy)) == {"always"}
+    assert firing_tokens({"never": [0.1, 0.2]}) == {}

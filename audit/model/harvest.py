@@ -160,6 +160,18 @@ def model_inputs(model: Model, encoded: dict[str, Any]) -> dict[str, torch.Tenso
             if k not in ("special_tokens_mask", "offset_mapping")}
 
 
+def sentence_embeddings(model: Model, texts: Sequence[str], *, batch_size: int = 32,
+                        max_length: int = 128) -> np.ndarray:
+    """Encoders: each text's pooled sentence embedding, computed as :func:`harvest` computes its outputs."""
+    found = allocate(model, len(texts))["embedding"]
+    with torch.inference_mode():
+        for rows in batch_plan(texts, batch_size):
+            encoded = tokenize(model, [texts[i] for i in rows], max_length)
+            inputs = model_inputs(model, encoded)
+            found[rows] = summarize(model, inputs, forward(model, inputs, outputs=True))["embedding"]
+    return found
+
+
 def batch_plan(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
     """The rows of each forward batch: similar lengths share a batch (less padding). Characters stand in for
     tokens, saving a tokenizer pass. Sharded runs cut this plan between batches, so every text meets the same

@@ -515,11 +515,57 @@ class StereoSetScores(Record):
 
 
 @record
+class SensitivityRow(Record):
+    """One pair of groups: how far the group swap moves an item's embedding (1 − cosine) against a control swap
+    of one of its ordinary words, with percentile bootstrap 95% CIs over items."""
+
+    group: str
+    versus: str
+    n_items: int
+    group_shift: float
+    control_shift: float
+    excess: float  # mean over items of group shift − control shift
+    excess_ci95: list[float]
+    ratio: float | None  # mean group shift / mean control shift
+    ratio_ci95: list[float] | None
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class ControlSwap(Record):
+    """One control swap: an ordinary word, its substitute, their similarity, and the group words' similarity
+    it was matched to."""
+
+    word: str
+    substitute: str
+    similarity: float
+    target: float
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class CounterfactualSensitivity(Record):
+    """Encoders: does swapping the group words move the sentence embedding more than swapping an ordinary word
+    for another word exactly as close to it as the group words are to each other?"""
+
+    metric: str
+    control: str
+    n_items: int  # items with at least one control swap
+    n_controls: int
+    control_similarity: float  # mean similarity of the control swaps' word pairs
+    target_similarity: float  # mean similarity of the group words they were matched to
+    rows: list[SensitivityRow]
+    examples: list[ControlSwap]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class OutputDisparity(Record):
     """Does the model's own output treat the groups differently?"""
 
     metric: str
     table: OutputTable
+    sensitivity: CounterfactualSensitivity = optional()  # encoders, sets that swap words within one language
     target: TargetDisparity = optional()
     preference: Preference = optional()
     stereoset: StereoSetScores = optional()  # sets with groups stereotype / anti_stereotype / unrelated

@@ -46,11 +46,15 @@ def _group_selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> fl
 
 
 def _output_disparity(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
-    """Paired sets: largest |log-likelihood gap| between two groups (causal LMs) or largest 1 − mean cosine
-    between an item's versions (encoders)."""
-    table = section["disparity"]["output"]["table"]
+    """Paired sets: largest |log-likelihood gap| between two groups (causal LMs); encoders: largest excess
+    embedding shift of the group swap over a matched control swap (counterfactual sensitivity), or for sets
+    without one (translations) largest 1 − mean cosine between an item's versions."""
+    output = section["disparity"]["output"]
+    table = output["table"]
     if "per_group" in table:
         return max(abs(pair["difference"]) for pair in table["pairs"])
+    if output.get("sensitivity"):
+        return max(row["excess"] for row in output["sensitivity"]["rows"])
     return max(1.0 - pair["cosine"] for pair in table["pairs"])
 
 

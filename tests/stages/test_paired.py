@@ -133,6 +133,20 @@ def test_encoder_output_disparity_is_embedding_consistency(tmp_path):
     assert output["metric"].startswith("cosine") and 0 < pair["cosine"] < 1
     assert pair["ci95"][0] <= pair["cosine"] <= pair["ci95"][1]
     assert np.isfinite(pair["cosine"])
+    sensitivity = output["sensitivity"]  # the group swap against matched swaps of ordinary words
+    (row,) = sensitivity["rows"]
+    assert sensitivity["n_items"] > 0 and sensitivity["n_controls"] >= sensitivity["n_items"]
+    assert row["group_shift"] > 0 and row["control_shift"] > 0
+    assert row["excess_ci95"][0] <= row["excess"] <= row["excess_ci95"][1]
+    if sensitivity["n_items"] == 20:  # every item has a control: the group shift is the table's 1 − cosine
+        assert row["group_shift"] == pytest.approx(1 - pair["cosine"], abs=1e-6)
+    for swap in sensitivity["examples"]:
+        assert swap["substitute"].lower()[:3] != swap["word"].lower()[:3] or len(swap["word"]) < 3
+        assert swap["word"].lower() not in tiny.FEMALE + tiny.MALE
+    from audit.results.policy import METRICS
+
+    _, metric = METRICS["output_disparity"]
+    assert metric({"disparity": {"output": output}}, {}) == pytest.approx(row["excess"])
 
 
 def test_causal_preference_score_matches_sentence_logliks_and_ids_reach_results(model, tmp_path):

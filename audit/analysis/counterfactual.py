@@ -19,7 +19,7 @@ from scipy import stats
 
 WORD = re.compile(r"[^\W\d_]+")  # a run of letters (any script)
 MIN_CONTROL_LENGTH = 3  # shorter shared words (articles, "is", "to") are not used as controls
-STEM = 5  # a candidate sharing this many leading letters with the word is an inflection, not another word
+STEM = 4  # a candidate sharing this many leading letters with the word is a form of it (surgeon, surgical)
 
 
 def words(text: str) -> list[str]:

@@ -266,7 +266,8 @@ class Collateral(Record):
 
 @record
 class PreferenceChange(Record):
-    """How ablating the flagged neurons moves the output preference score on the evaluation items."""
+    """How ablating the flagged neurons moves an output-level score on the evaluation items: the preference
+    share (causal and masked LMs) or the counterfactual sensitivity excess (encoders)."""
 
     metric: str
     n_items: int
@@ -324,6 +325,7 @@ class Ablation(Record):
     evaluated: dict[str, Any]
     collateral: Collateral = optional()
     preference: PreferenceChange = optional()
+    sensitivity: PreferenceChange = optional()  # encoders: the counterfactual sensitivity excess
     generation: GenerationCheck = optional()
     extra: dict[str, Any] = extra_field()
 

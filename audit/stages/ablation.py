@@ -3,6 +3,7 @@ with random neuron sets of the same size and per-layer counts."""
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..analysis.ablation import (
     separability,
     specificity_comparison,
 )
-from ..analysis.disparity import group_selective_ranking
+from ..analysis.disparity import bootstrap_mean_ci, group_selective_ranking
 from ..analysis.preference import first_pair_share
 from ..analysis.resident import release
 from ..analysis.generation import continuation_pairs, continuation_shift
@@ -37,6 +38,7 @@ from ..results.contract import (
     PreferenceChange,
     SkippedAblation,
 )
+from .counterfactual import METRIC, control_plan
 
 GENERATION_TAGS = ("safety",)  # concept sets whose continuations a safety reviewer asks about
 PROMPT_RULE = ("each held-out matched pair (i-th positive, i-th negative text) split at its shared opening words: "
@@ -199,6 +201,30 @@ def collateral_cost(model: Model, reference: Sequence[str], intervention: Interv
                       max=float(shift.max()))
 
 
+def _sensitivity_change(model: Model, probeset: ProbeSet, items: np.ndarray, clean: np.ndarray,
+                        ablated: np.ndarray, intervention: Intervention, config: RunConfig, *,
+                        seed: int) -> PreferenceChange | None:
+    """Encoders: how ablation moves the counterfactual sensitivity excess (group swap's embedding shift beyond
+    its items' control swaps) on the evaluation ``items``; ``clean``/``ablated``: groups × items × d."""
+    plan = control_plan(model, probeset)
+    plan = plan.for_items(items) if plan is not None else None
+    if plan is None or not len(plan.owners):
+        return None
+    m = measure(model, plan.texts, [intervention], batch_size=config.batch_size, max_length=config.max_length)
+
+    def excess(originals: np.ndarray, controls: np.ndarray) -> np.ndarray:
+        group = np.mean([cosine_shift(originals[a], originals[b]) for a, b in combinations(range(len(originals)), 2)],
+                        axis=0)
+        return group - plan.control_shift(originals, controls, len(items))
+
+    before, after = excess(clean, m.embedding), excess(ablated, m.embedding_ablated[0])
+    usable = ~np.isnan(before)
+    low, high = bootstrap_mean_ci(after[usable] - before[usable], seed=seed, n_resamples=config.bootstrap_resamples)
+    return PreferenceChange(metric=f"counterfactual sensitivity: {METRIC}", n_items=int(usable.sum()),
+                            clean=float(before[usable].mean()), ablated=float(after[usable].mean()),
+                            change=float((after[usable] - before[usable]).mean()), ci95=[low, high])
+
+
 def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig, *,
                     seed: int) -> Ablation | SkippedAblation:
     """Ablate the top group-selective neurons (chosen on held-apart items) and measure how the output-level
@@ -237,6 +263,9 @@ def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations
                       p_value=comparison["p_value"],
                       p_value_meaning="share of random sets that reduce the disparity at least as much",
                       evaluated={"n_items": len(items), "seed": seed, "chosen_on": {"n_items": len(select)}})
+    if model.kind != "causal-lm" and not probeset.compares_languages:
+        result.sensitivity = _sensitivity_change(model, probeset, items, clean, ablated[0], interventions[0],
+                                                 config, seed=seed + 2)
     if model.kind == "causal-lm" and not probeset.compares_languages:  # the preference score on the same items:
         # sentence log-likelihood = mean × tokens (translations have no preferred version)
         tokens = np.stack([runs[g].outputs["n_predicted"][items] for g in range(len(groups))])

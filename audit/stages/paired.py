@@ -6,7 +6,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..analysis import counterfactual
 from ..analysis.ablation import cosine_shift
 from ..analysis.disparity import (
     REST,
@@ -21,11 +20,9 @@ from ..analysis.lape import lape
 from ..analysis.preference import preference_table, stereoset_scores
 from ..analysis.selectivity import ALPHA
 from ..config import RunConfig
-from ..errors import AuditInputError
-from ..model.harvest import Activations, sentence_embeddings, token_traces
+from ..model.harvest import Activations, token_traces
 from ..model.loading import Model
 from ..model.outputs import pseudo_loglik, target_logprobs
-from ..model.similarity import embedding_vectors
 from ..model.sites import neuron_name
 from ..probes.probeset import ProbeSet
 from ..probes.language import check_languages
@@ -42,13 +39,12 @@ from ..results.contract import (
     PairedSection,
 )
 from .concept import section_identity
+from .counterfactual import counterfactual_sensitivity
 
 SENTENCE_SCORE = ("sentence log-likelihood (sum over tokens after the first, each given its prefix); share of items "
                   "whose first-group version the model finds more likely")
 PSEUDO_SCORE = ("pseudo-log-likelihood of the tokens the versions share, each masked in turn (Nangia et al. 2020); "
                 "share of items whose first-group version the model finds more likely")
-CONTROL_CANDIDATES = 60  # nearest words searched for a control substitute of the group words' similarity
-EXAMPLES = 8  # control swaps shown in results and the report
 MARKER_TOP = 5  # neurons listed per marker kind in the per-marker breakdown
 MIN_EFFECT = 0.5  # |d_z| a group-selective neuron must reach besides q < alpha (a medium paired effect)
 
@@ -278,56 +274,6 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
             scores, groups, probeset.markers, seed=seed + 13, n_resamples=n_resamples)}
         _add_stereoset(result, scores, probeset, seed=seed, n_resamples=n_resamples)
     return result
-
-
-def counterfactual_sensitivity(model: Model, probeset: ProbeSet, group_shift: np.ndarray,
-                               pairs: Sequence[tuple[str, str]], *, seed: int, n_resamples: int,
-                               max_length: int) -> dict[str, Any] | None:
-    """Encoders: the group swap's embedding shift (``group_shift``, pairs × items) against control swaps of
-    each item's ordinary words, matched to the group words' similarity in the model's own input embeddings.
-    None when the model's vocabulary has too few whole words or no item has a control."""
-    try:
-        vectors = embedding_vectors(model)
-    except AuditInputError:
-        return None
-    groups = list(probeset.groups)
-
-    def similar(a: str, b: str) -> float | None:
-        left, right = vectors.vector(a), vectors.vector(b)
-        return None if left is None or right is None else float(left @ right)
-
-    versions = [[item[g] for g in groups] for item in probeset.items]
-    targets = [counterfactual.group_word_similarity(v, similar) for v in versions]
-    known = [t for t in targets if t is not None]
-    fallback = float(np.median(known)) if known else 0.5
-    texts, owners, examples = [], [], []
-    for i, versions_i in enumerate(versions):
-        target = fallback if targets[i] is None else targets[i]
-        for word, substitute, score in counterfactual.control_edits(
-                versions_i, lambda w: vectors.neighbours(w, CONTROL_CANDIDATES), target):
-            texts += [counterfactual.replace_word(v, word, substitute) for v in versions_i]
-            owners.append(i)
-            examples.append({"word": word, "substitute": substitute, "similarity": score, "target": target})
-    if not owners:
-        return None
-    originals = np.stack([sentence_embeddings(model, [v[g] for v in versions], max_length=max_length)
-                          for g in range(len(groups))])  # groups × items × d
-    controls = sentence_embeddings(model, texts, max_length=max_length).reshape(len(owners), len(groups), -1)
-    owners_array = np.array(owners)
-    shifts = np.stack([cosine_shift(originals[g][owners_array], controls[:, g]) for g in range(len(groups))])
-    per_edit = shifts.mean(axis=0)
-    control = np.full(len(versions), np.nan)
-    for i in set(owners):
-        control[i] = per_edit[owners_array == i].mean()
-    rows = counterfactual.sensitivity_rows(group_shift, control, pairs, seed=seed, n_resamples=n_resamples)
-    return {"metric": "embedding shift (1 − cosine) of the group swap beyond a matched control swap",
-            "control": "each item's longest shared words (up to 2) swapped in every version for the word whose "
-                       "similarity to them in the model's input embeddings is closest to the swapped group words' "
-                       "own (no inflections of the word); control shift = mean over swaps and versions",
-            "n_items": int((~np.isnan(control)).sum()), "n_controls": len(owners), "rows": rows,
-            "control_similarity": float(np.mean([e["similarity"] for e in examples])),
-            "target_similarity": float(np.mean([e["target"] for e in examples])),
-            "examples": examples[:EXAMPLES]}
 
 
 def _add_stereoset(result: dict[str, Any], scores: np.ndarray, probeset: ProbeSet, *, seed: int,

@@ -127,8 +127,9 @@ def test_encoder_output_disparity_is_embedding_consistency(tmp_path):
     folder = tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")
     model = load_model(str(folder), device="cpu")
     sets = write(tmp_path, {"name": "enc", "description": "d", "kind": "paired", "groups": ["female", "male"],
-                            "items": gender_items(20, seed=5)})
-    output = audited(model, sets, FAST)["probesets"][0]["disparity"]["output"]
+                            "items": gender_items(60, seed=5)})
+    section = audited(model, sets, FAST)["probesets"][0]
+    output = section["disparity"]["output"]
     (pair,) = output["table"]["pairs"]
     assert output["metric"].startswith("cosine") and 0 < pair["cosine"] < 1
     assert pair["ci95"][0] <= pair["cosine"] <= pair["ci95"][1]
@@ -138,7 +139,7 @@ def test_encoder_output_disparity_is_embedding_consistency(tmp_path):
     assert sensitivity["n_items"] > 0 and sensitivity["n_controls"] >= sensitivity["n_items"]
     assert row["group_shift"] > 0 and row["control_shift"] > 0
     assert row["excess_ci95"][0] <= row["excess"] <= row["excess_ci95"][1]
-    if sensitivity["n_items"] == 20:  # every item has a control: the group shift is the table's 1 − cosine
+    if sensitivity["n_items"] == 60:  # every item has a control: the group shift is the table's 1 − cosine
         assert row["group_shift"] == pytest.approx(1 - pair["cosine"], abs=1e-6)
     for swap in sensitivity["examples"]:
         assert swap["substitute"].lower()[:3] != swap["word"].lower()[:3] or len(swap["word"]) < 3
@@ -147,6 +148,27 @@ def test_encoder_output_disparity_is_embedding_consistency(tmp_path):
 
     _, metric = METRICS["output_disparity"]
     assert metric({"disparity": {"output": output}}, {}) == pytest.approx(row["excess"])
+    ablation = section["ablation"]  # how the flagged neurons move the same excess on the evaluation items
+    if "skipped" not in ablation:
+        change = ablation["sensitivity"]
+        assert 0 < change["n_items"] <= ablation["evaluated"]["n_items"]
+        assert change["change"] == pytest.approx(change["ablated"] - change["clean"])
+        assert change["ci95"][0] <= change["change"] <= change["ci95"][1]
+
+
+def test_control_plan_keeps_its_items_swaps_and_averages_them_per_item():
+    from audit.stages.counterfactual import ControlPlan
+
+    plan = ControlPlan(2, np.array([0, 0, 2]), [f"t{k}g{g}" for k in range(3) for g in range(2)],
+                       [{"word": str(k)} for k in range(3)])
+    sub = plan.for_items([2, 5])
+    assert sub.owners.tolist() == [0] and sub.texts == ["t2g0", "t2g1"] and sub.swaps == [{"word": "2"}]
+    originals = np.zeros((2, 3, 2))
+    originals[:, :, 0] = 1.0  # every version points along x
+    controls = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [1, 1]], dtype=float)
+    shift = plan.control_shift(originals, controls, 3)
+    assert shift[0] == pytest.approx(0.5)  # swaps 0 (no shift) and 1 (orthogonal) of item 0
+    assert np.isnan(shift[1]) and shift[2] == pytest.approx(1 - 2 ** -0.5)
 
 
 def test_causal_preference_score_matches_sentence_logliks_and_ids_reach_results(model, tmp_path):

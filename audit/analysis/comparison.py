@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Callable
 
 import numpy as np
 
@@ -49,11 +50,16 @@ def embedding_pair_gap(embeddings: np.ndarray) -> float:
                      for a, b in combinations(range(embeddings.shape[0]), 2)))
 
 
+def excess_pair_gap(excess: np.ndarray) -> float:
+    """Encoders (group pairs × items of group-swap shift − control-swap shift): the largest mean excess."""
+    return float(np.max(excess.mean(axis=1)))
+
+
 def output_change(values_a: np.ndarray, values_b: np.ndarray, *, causal: bool, seed: int,
-                  n_resamples: int = 1000) -> dict:
+                  n_resamples: int = 1000, gap: Callable[[np.ndarray], float] | None = None) -> dict:
     """The output-level bias score (the policy's ``output_disparity``) in A and B on the same items, and B − A
-    with a paired bootstrap 95% CI over items."""
-    gap = loglik_pair_gap if causal else embedding_pair_gap
+    with a paired bootstrap 95% CI over items (axis 1). ``gap`` replaces the score of ``causal``'s kind."""
+    gap = gap or (loglik_pair_gap if causal else embedding_pair_gap)
     a, b = gap(values_a), gap(values_b)
     low, high = disparity_change_ci(gap, values_a, values_b, seed=seed, n_resamples=n_resamples)
     return {"a": a, "b": b, "delta": b - a, "ci95": [low, high], "excludes_zero": bool(low > 0 or high < 0)}

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..analysis.comparison import flag_diff, output_change
+from ..analysis.comparison import excess_pair_gap, flag_diff, output_change
 from ..analysis.correlation import Matching, SideMatch, layer_pairs, match, plan_blocks
 from ..analysis.disparity import group_selectivity
 from ..analysis.selectivity import ALPHA, concept_selectivity
@@ -42,6 +42,7 @@ from ..results.compare_contract import (
 )
 from ..results.contract import AuditResult, ConceptSection, ModelInfo, PairedSection, RunInfo
 from .audit import run_audit
+from .counterfactual import control_plan, excess_per_item
 from .paired import MIN_EFFECT
 
 STRONG = 0.3  # |AUROC − 0.5| of a strongly selective concept neuron (AUROC ≥ 0.8 or ≤ 0.2), as policies count
@@ -248,10 +249,20 @@ def probeset_diff(model_a: Model, model_b: Model, probeset: ProbeSet, audit_a: A
         outputs = [np.stack([acts.outputs[key] for acts in r]) for r in runs]
         if causal == (model_b.kind == "causal-lm") and outputs[0].shape[:2] == outputs[1].shape[:2] and \
                 (causal or outputs[0].shape == outputs[1].shape):
-            change = output_change(outputs[0], outputs[1], causal=causal, seed=seed,
-                                   n_resamples=config.bootstrap_resamples)
-            metric = ("largest |mean log-likelihood gap| between two groups" if causal
-                      else "largest 1 − mean cosine between an item's versions in two groups")
+            plan = None if causal or probeset.compares_languages else control_plan(model_a, probeset)
+            if plan is not None:  # encoders: the counterfactual sensitivity excess, on A's control texts in both
+                excess = [excess_per_item(model, plan, out, max_length=_length(model, config))
+                          for model, out in ((model_a, outputs[0]), (model_b, outputs[1]))]
+                usable = ~np.isnan(excess[0]).any(axis=0)
+                change = output_change(excess[0][:, usable], excess[1][:, usable], causal=False, seed=seed,
+                                       n_resamples=config.bootstrap_resamples, gap=excess_pair_gap)
+                metric = ("largest excess embedding shift of the group swap over matched control swaps "
+                          f"(model A's control texts in both models, {int(usable.sum())} items)")
+            else:
+                change = output_change(outputs[0], outputs[1], causal=causal, seed=seed,
+                                       n_resamples=config.bootstrap_resamples)
+                metric = ("largest |mean log-likelihood gap| between two groups" if causal
+                          else "largest 1 − mean cosine between an item's versions in two groups")
             diff.output = OutputChange(metric=metric, **change)
     return diff
 

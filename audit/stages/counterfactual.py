@@ -6,6 +6,7 @@ similarity of its swapped group words, and the group swap's embedding shift beyo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any, Sequence
 
 import numpy as np
@@ -54,6 +55,15 @@ class ControlPlan:
         for item in np.unique(self.owners):
             found[item] = shifts[self.owners == item].mean()
         return found
+
+
+def excess_per_item(model: Model, plan: ControlPlan, originals: np.ndarray, *, max_length: int) -> np.ndarray:
+    """Group pairs × items: the group swap's embedding shift minus the item's control shift in ``model``
+    (``originals``: groups × items × d, the model's own embeddings of the versions); NaN without a swap."""
+    controls = sentence_embeddings(model, plan.texts, max_length=max_length)
+    control = plan.control_shift(originals, controls, originals.shape[1])
+    return np.stack([cosine_shift(originals[a], originals[b]) - control
+                     for a, b in combinations(range(len(originals)), 2)])
 
 
 def control_plan(model: Model, probeset: ProbeSet) -> ControlPlan | None:

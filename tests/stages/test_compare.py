@@ -163,3 +163,35 @@ def test_models_of_different_architecture_and_size_compare_all_pairs(tokenizer):
     assert depth.correlation.layer_mode == "depth"  # each layer with the other's nearest relative depth
     assert depth.correlation.layer_pairs == [[0, 0], [1, 0], [2, 1]]
     assert depth.layers_a[0].mean_diagonal_r is ABSENT  # no neuron-i-versus-neuron-i for different widths
+
+
+def test_encoders_compare_counterfactual_sensitivity_on_the_same_control_texts(tmp_path):
+    import copy
+
+    from audit.config import CompareConfig, RunConfig
+    from audit.model.loading import load_model
+    from audit.stages.compare import run_compare
+    from tests.stages.test_paired import gender_items, write
+
+    bert_tokenizer = tiny.build_tokenizer(bert_style=True)
+    module = tiny.build_bert(bert_tokenizer)
+    a = load_model(module, tokenizer=bert_tokenizer, device="cpu")
+    same = load_model(copy.deepcopy(module), tokenizer=bert_tokenizer, device="cpu")
+    other = load_model(tiny.build_bert(bert_tokenizer, seed=1), tokenizer=bert_tokenizer, device="cpu")
+    sets = write(tmp_path, {"name": "gender", "description": "d", "kind": "paired", "groups": ["female", "male"],
+                            "items": gender_items(30, seed=2)})
+    config = RunConfig(progress=False, ablation=False, bootstrap_resamples=200, top_k=3)
+    outputs = {}
+    for name, b in (("same", same), ("other", other)):
+        result = run_compare(a, b, tiny.sentences(30, seed=5), corpus_name="tiny", corpus_sha256="0" * 64,
+                             probesets=sets, config=config, compare=CompareConfig(memory_budget_mb=16))
+        (diff,) = result.probesets
+        outputs[name] = diff.output
+        audit_a = result.audits.a.probesets[0].disparity.output.sensitivity
+    assert outputs["same"].metric.startswith("largest excess embedding shift")
+    assert outputs["same"].delta == pytest.approx(0.0, abs=1e-6)
+    (row,) = audit_a.rows  # the diff's A score is the audit's own excess (the same items and control texts)
+    assert outputs["same"].a == pytest.approx(row.excess, abs=1e-4)
+    assert abs(outputs["other"].delta) > 1e-4 and outputs["other"].a == pytest.approx(outputs["same"].a)
+    low, high = outputs["other"].ci95
+    assert low <= outputs["other"].delta <= high

@@ -93,7 +93,7 @@ def peak_memory(scale: int, limit: int, stride: int) -> dict[str, float]:
     a, b = load_pair()
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     pairs = layer_pairs(a.n_layers, b.n_layers, "same")
-    state = CorrelationState(pairs, a.neurons_per_layer, b.neurons_per_layer)
+    state = CorrelationState(pairs, a.neurons_per_layer, b.neurons_per_layer, precision="bfloat16")
     stream_correlation(a, b, corpus(scale, limit), state, align="tokens", stride=stride, progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"scale": scale, "tokens": state.n, "peak_mb": peak, "after_load_mb": loaded,

@@ -3,7 +3,6 @@ with random neuron sets of the same size and per-layer counts."""
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import Sequence
 
 import numpy as np
@@ -212,12 +211,8 @@ def _sensitivity_change(model: Model, probeset: ProbeSet, items: np.ndarray, cle
         return None
     m = measure(model, plan.texts, [intervention], batch_size=config.batch_size, max_length=config.max_length)
 
-    def excess(originals: np.ndarray, controls: np.ndarray) -> np.ndarray:
-        group = np.mean([cosine_shift(originals[a], originals[b]) for a, b in combinations(range(len(originals)), 2)],
-                        axis=0)
-        return group - plan.control_shift(originals, controls, len(items))
-
-    before, after = excess(clean, m.embedding), excess(ablated, m.embedding_ablated[0])
+    before = plan.excess(clean, m.embedding).mean(axis=0)  # mean over group pairs, as the disparity gap
+    after = plan.excess(ablated, m.embedding_ablated[0]).mean(axis=0)
     usable = ~np.isnan(before)
     low, high = bootstrap_mean_ci(after[usable] - before[usable], seed=seed, n_resamples=config.bootstrap_resamples)
     return PreferenceChange(metric=f"counterfactual sensitivity: {METRIC}", n_items=int(usable.sum()),

@@ -56,14 +56,18 @@ class ControlPlan:
             found[item] = shifts[self.owners == item].mean()
         return found
 
+    def excess(self, originals: np.ndarray, controls: np.ndarray) -> np.ndarray:
+        """Group pairs × items: each group swap's embedding shift minus the item's control shift (NaN for an
+        item without a swap); arguments as for :meth:`control_shift`."""
+        control = self.control_shift(originals, controls, originals.shape[1])
+        return np.stack([cosine_shift(originals[a], originals[b]) - control
+                         for a, b in combinations(range(self.n_groups), 2)])
+
 
 def excess_per_item(model: Model, plan: ControlPlan, originals: np.ndarray, *, max_length: int) -> np.ndarray:
     """Group pairs × items: the group swap's embedding shift minus the item's control shift in ``model``
     (``originals``: groups × items × d, the model's own embeddings of the versions); NaN without a swap."""
-    controls = sentence_embeddings(model, plan.texts, max_length=max_length)
-    control = plan.control_shift(originals, controls, originals.shape[1])
-    return np.stack([cosine_shift(originals[a], originals[b]) - control
-                     for a, b in combinations(range(len(originals)), 2)])
+    return plan.excess(originals, sentence_embeddings(model, plan.texts, max_length=max_length))
 
 
 def control_plan(model: Model, probeset: ProbeSet) -> ControlPlan | None:
@@ -96,17 +100,15 @@ def control_plan(model: Model, probeset: ProbeSet) -> ControlPlan | None:
     return ControlPlan(len(groups), np.array(owners, dtype=int), texts, swaps)
 
 
-def counterfactual_sensitivity(model: Model, probeset: ProbeSet, group_shift: np.ndarray,
+def counterfactual_sensitivity(model: Model, probeset: ProbeSet, originals: np.ndarray, group_shift: np.ndarray,
                                pairs: Sequence[tuple[str, str]], *, seed: int, n_resamples: int,
                                max_length: int) -> dict[str, Any] | None:
-    """Encoders: the group swap's embedding shift (``group_shift``, pairs × items) against the control swaps'
-    shift, per group pair with bootstrap CIs; None without a control plan."""
+    """Encoders: the group swap's embedding shift (``group_shift``, pairs × items, from the audit's own
+    embeddings ``originals``: groups × items × d) against the control swaps' shift, per group pair with
+    bootstrap CIs; None without a control plan. Only the control texts are run."""
     plan = control_plan(model, probeset)
     if plan is None:
         return None
-    groups = list(probeset.groups)
-    originals = np.stack([sentence_embeddings(model, [item[g] for item in probeset.items], max_length=max_length)
-                          for g in groups])
     controls = sentence_embeddings(model, plan.texts, max_length=max_length)
     control = plan.control_shift(originals, controls, len(probeset.items))
     rows = counterfactual.sensitivity_rows(group_shift, control, pairs, seed=seed, n_resamples=n_resamples)

@@ -263,8 +263,9 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
     result = {"metric": "cosine between an item's pooled sentence embeddings across groups",
               "table": consistency_table(similarity, pairs, seed=seed, n_resamples=n_resamples)}
     if not probeset.compares_languages:  # translations differ in every word: no ordinary word to swap
-        sensitivity = counterfactual_sensitivity(model, probeset, 1.0 - similarity, pairs, seed=seed + 19,
-                                                 n_resamples=n_resamples, max_length=runs[0].max_length)
+        sensitivity = counterfactual_sensitivity(model, probeset, np.stack(embeddings), 1.0 - similarity, pairs,
+                                                 seed=seed + 19, n_resamples=n_resamples,
+                                                 max_length=runs[0].max_length)
         if sensitivity is not None:
             result["sensitivity"] = sensitivity
     if model.mlm is not None and not probeset.compares_languages:

@@ -23,11 +23,14 @@ FORMAT = 1  # bump when the harvest's aggregates change meaning
 
 
 def harvest_key(model: Model, texts: Sequence[str], settings: dict[str, Any]) -> str:
-    """sha256 over the model's weights hash, the texts in order, and the settings that change the numbers."""
+    """sha256 over the model's weights hash, the texts in order, and the settings that change the numbers
+    (for causal LMs also the prefix token each text is read after: harvests from before that convention, or
+    with another prefix, are never reused)."""
     texts_hash = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
+    prefix = {"prefix_token": model.prefix_token} if model.kind == "causal-lm" else {}
     return sha256_json({"format": FORMAT, "weights": model.weights_sha256, "site": model.sites.path_template,
                         "device": model.device.type, "texts": texts_hash, "tokenizer": tokenizer_sha256(model),
-                        **settings})
+                        **prefix, **settings})
 
 
 def tokenizer_sha256(model: Model) -> str:

@@ -1,6 +1,7 @@
 """Harvest: one batched forward pass over a text list, reading every neuron of every layer.
 
-Per text and neuron it keeps the max and mean over real tokens (padding and special tokens excluded);
+Per text and neuron it keeps the max and mean over real tokens (padding and special tokens excluded; a causal
+LM reads each text after its prefix token, which is special too);
 optionally, per neuron, running token moments (for density and kurtosis). Nothing else is kept, so memory
 beyond the per-text aggregates does not grow with the number of tokens. Token-level detail for the few
 texts a report shows comes from :func:`token_traces`, a small second pass over just those texts.
@@ -21,6 +22,7 @@ from ..analysis.resident import release
 from ..config import POOLINGS
 from ..errors import expected
 from .loading import Model
+from .encoding import encode, token_counts
 from .outputs import allocate, forward, summarize
 
 
@@ -141,9 +143,9 @@ class _HostCopies:
 
 
 def tokenize(model: Model, texts: Sequence[str], max_length: int, **extra: Any) -> dict[str, Any]:
-    """Tokenize a batch the way harvest and traces both see it (right padding, truncation)."""
-    return model.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                           return_tensors="pt", return_special_tokens_mask=True, **extra)
+    """Tokenize a batch the way harvest and traces both see it (right padding, truncation; causal LMs read
+    each text after the model's prefix token, marked special — see :mod:`audit.model.encoding`)."""
+    return encode(model, texts, max_length, **extra)
 
 
 def real_token_mask(encoded: dict[str, Any]) -> torch.Tensor:
@@ -303,8 +305,8 @@ def _spilled(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _token_lengths(model: Model, texts: Sequence[str]) -> np.ndarray:
-    """Untruncated token counts, special tokens included."""
-    return np.array([len(ids) for ids in model.tokenizer(list(texts), truncation=False)["input_ids"]], np.int64)
+    """Untruncated token counts, special tokens (and a causal LM's prefix) included."""
+    return np.array(token_counts(model, texts), np.int64)
 
 
 def token_traces(model: Model, texts: Sequence[str], neurons: Sequence[tuple[int, int]], *,

@@ -97,6 +97,20 @@ class Model:
         return limit if config.model_type in ("gpt2", "bert", "roberta", "xlm-roberta") else None
 
     @property
+    def prefix_token(self) -> dict[str, Any] | None:
+        """Causal LMs: the token every text is read and scored after, as lm-evaluation-harness's
+        ``prefix_token_id`` picks it: the tokenizer's BOS if it has one, else its EOS (``{id, text, kind}``).
+        None for encoders (their tokenizer frames texts itself) and for a tokenizer with neither."""
+        if self.kind != "causal-lm":
+            return None
+        for kind in ("bos", "eos"):
+            token_id = getattr(self.tokenizer, f"{kind}_token_id", None)
+            if token_id is not None:
+                return {"id": int(token_id), "text": str(self.tokenizer.convert_ids_to_tokens(int(token_id))),
+                        "kind": kind}
+        return None
+
+    @property
     def slug(self) -> str:
         """A file-name-safe short name, for default output folders."""
         tail = self.name.rstrip("/").split("/")[-1]
@@ -111,6 +125,7 @@ class Model:
                 "neuron_site": self.sites.path_template,
                 **({"weights_allowed": self.weights_allowed} if self.weights_allowed else {}),
                 **({"mlm_head": self.mlm is not None} if self.kind == "encoder" else {}),
+                **({"prefix_token": self.prefix_token} if self.kind == "causal-lm" else {}),
                 "dtype": str(self.dtype).removeprefix("torch."),
                 **({"quantization": self.quantization} if self.quantization else {})}
 

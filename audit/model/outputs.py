@@ -1,7 +1,9 @@
 """Per-text summaries of a model's own outputs, from the same forward pass that harvest reads.
 
-Causal LMs: mean log-likelihood per predicted token (each real token given its prefix). Encoders: the
-mean-pooled last hidden state (the sentence-transformers embedding). Ablation reuses these functions so
+Causal LMs: the log-likelihood of each text, as lm-evaluation-harness scores a sentence with an empty context:
+the text follows the model's prefix token (BOS, else EOS; see :mod:`audit.model.encoding`) and every one of
+its tokens is predicted from what precedes it and counted — the sum per text, and the mean per token. Encoders:
+the mean-pooled last hidden state (the sentence-transformers embedding). Ablation reuses these functions so
 clean and intervened runs are measured the same way.
 """
 
@@ -13,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .encoding import encode, prefixed_ids
 from .loading import Model
 
 
@@ -29,11 +32,17 @@ def next_token_logprobs(logits: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits[:, :-1].float(), dim=-1)
 
 
-def mean_loglik(logprobs: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Per text: mean log-probability of each attended token given its prefix."""
+def sentence_loglik(logprobs: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per text: the summed log-probability of every attended token after the first (with a causal LM's
+    prefix token first, that is every token of the text: lm-evaluation-harness's sentence log-likelihood)."""
     token = logprobs.gather(-1, inputs["input_ids"][:, 1:].unsqueeze(-1))[..., 0]
-    predicted = inputs["attention_mask"][:, 1:].to(token.dtype)
-    return (token * predicted).sum(dim=1) / predicted.sum(dim=1).clamp(min=1)
+    return (token * inputs["attention_mask"][:, 1:].to(token.dtype)).sum(dim=1)
+
+
+def mean_loglik(logprobs: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per text: :func:`sentence_loglik` divided by the number of tokens it scores."""
+    predicted = inputs["attention_mask"][:, 1:].to(logprobs.dtype)
+    return sentence_loglik(logprobs, inputs) / predicted.sum(dim=1).clamp(min=1)
 
 
 def mean_kl(clean: torch.Tensor, other: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -61,8 +70,9 @@ def model_outputs(model: Model, inputs: dict[str, torch.Tensor]) -> torch.Tensor
 def summarize(model: Model, inputs: dict[str, torch.Tensor], result: Any) -> dict[str, np.ndarray]:
     """Per-text output summaries of one batch's forward ``result``."""
     if model.kind == "causal-lm":
-        loglik = mean_loglik(next_token_logprobs(result.logits), inputs)
-        return {"loglik": loglik.cpu().numpy(),
+        logprobs = next_token_logprobs(result.logits)
+        return {"loglik": mean_loglik(logprobs, inputs).cpu().numpy(),
+                "sentence_loglik": sentence_loglik(logprobs, inputs).cpu().numpy(),
                 "n_predicted": inputs["attention_mask"][:, 1:].sum(dim=1).cpu().numpy()}
     return {"embedding": pooled_embedding(result.last_hidden_state, inputs["attention_mask"]).cpu().numpy()}
 
@@ -70,20 +80,25 @@ def summarize(model: Model, inputs: dict[str, torch.Tensor], result: Any) -> dic
 def allocate(model: Model, n_texts: int) -> dict[str, np.ndarray]:
     """Empty per-text output arrays for ``n_texts`` texts."""
     if model.kind == "causal-lm":
-        return {"loglik": np.zeros(n_texts), "n_predicted": np.zeros(n_texts)}
+        return {"loglik": np.zeros(n_texts), "sentence_loglik": np.zeros(n_texts), "n_predicted": np.zeros(n_texts)}
     hidden = model.module.config.hidden_size
     return {"embedding": np.zeros((n_texts, hidden), np.float32)}
 
 
 def encode_targets(model: Model, prompts: Sequence[str], targets: Sequence[str], *,
                    max_length: int = 128) -> tuple[dict[str, torch.Tensor], list[int]]:
-    """Tokenize ``prompt + " " + target`` pairs; also returns, per pair, the log-prob index of the first target
-    token (the target's tokens are those the joined text adds beyond the tokenized prompt)."""
-    tokenizer = model.tokenizer
+    """Tokenize ``prompt + " " + target`` pairs as every pass does (after a causal LM's prefix token); also
+    returns, per pair, the log-prob index of the first target token (the target's tokens are those the joined
+    text adds beyond the tokenized prompt)."""
     joined = [f"{p} {t}" for p, t in zip(prompts, targets)]
-    prompt_lengths = [len(ids) for ids in tokenizer(list(prompts))["input_ids"]]
-    encoded = tokenizer(joined, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return {k: v.to(model.device) for k, v in encoded.items()}, [max(n, 1) - 1 for n in prompt_lengths]
+    if model.prefix_token is None:
+        prompt_lengths = [len(ids) for ids in model.tokenizer(list(prompts))["input_ids"]]
+    else:
+        prompt_lengths = [len(prefixed_ids(model, ids))
+                          for ids in model.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+    encoded = encode(model, joined, max_length)
+    return ({k: v.to(model.device) for k, v in encoded.items() if k != "special_tokens_mask"},
+            [max(n, 1) - 1 for n in prompt_lengths])
 
 
 def target_scores(logprobs: torch.Tensor, inputs: dict[str, torch.Tensor], firsts: Sequence[int]) -> np.ndarray:

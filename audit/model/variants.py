@@ -21,7 +21,10 @@ class _Stop(Exception):
 
 
 def special_frame(model: Model) -> tuple[list[int], list[int]]:
-    """The special-token ids the tokenizer puts before and after a text (e.g. BERT's [CLS] … [SEP])."""
+    """The special-token ids before and after a text as harvest frames it (e.g. BERT's [CLS] … [SEP]; a causal
+    LM's prefix token, see :mod:`audit.model.encoding`)."""
+    if model.name not in _FRAMES and model.prefix_token is not None:
+        _FRAMES[model.name] = ([model.prefix_token["id"]], [])
     if model.name not in _FRAMES:
         bare = model.tokenizer("hello", add_special_tokens=False)["input_ids"]
         full = model.tokenizer("hello")["input_ids"]

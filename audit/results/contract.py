@@ -34,6 +34,16 @@ class Quantization(Record):
 
 
 @record
+class PrefixToken(Record):
+    """Causal LMs: the token each text is read and scored after (lm-evaluation-harness's prefix token)."""
+
+    id: int
+    text: str
+    kind: Literal["bos", "eos"]  # the tokenizer's BOS, or its EOS when it has no BOS
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class ModelInfo(Record):
     """The audited model and the provenance of its weights."""
 
@@ -52,6 +62,7 @@ class ModelInfo(Record):
     mlm_head: bool = optional()  # encoders: whether the checkpoint's masked-LM head was loaded (pseudo-log-likelihood)
     dtype: str = optional()  # the dtype the weights were loaded in (float32, bfloat16, float16)
     quantization: Quantization = optional()  # GGUF checkpoints: what the file stored
+    prefix_token: PrefixToken | None = optional()  # causal LMs (null: the tokenizer has neither BOS nor EOS)
     extra: dict[str, Any] = extra_field()
 
 
@@ -457,18 +468,22 @@ class TargetDisparity(Record):
     metric: str
     n_items: int
     table: OutputTable
+    scoring_convention: str = optional()  # how each continuation was scored (the model's prefix token)
     extra: dict[str, Any] = extra_field()
 
 
 @record
 class PreferenceScore(Record):
-    """Share of items whose first version the model scores higher (ties half), and the mean score gap, with CIs."""
+    """Share of items whose first version the model scores higher (a tie counts the block's ``tie_credit``, half
+    when absent), the mean score gap and the mean absolute gap (``likelihood_diff``), with CIs."""
 
     n_items: int
     share: float
     ci95: list[float]
     mean_difference: float
     mean_difference_ci95: list[float]
+    likelihood_diff: float = optional()  # mean |score difference| (lm-evaluation-harness's crows_pairs metric)
+    likelihood_diff_ci95: list[float] = optional()
     excludes_no_preference: bool
     extra: dict[str, Any] = extra_field()
 
@@ -489,6 +504,8 @@ class Preference(Record):
 
     metric: str
     rows: list[PreferenceRow]
+    scoring_convention: str = optional()  # causal LMs: how sentences were scored (the model's prefix token)
+    tie_credit: float = optional()  # what a tied item counts for the first group (absent: 0.5)
     extra: dict[str, Any] = extra_field()
 
 
@@ -513,6 +530,7 @@ class StereoSetScores(Record):
     method: str
     overall: StereoSetPart
     by_marker: dict[str, StereoSetPart]
+    scoring_convention: str = optional()  # causal LMs: how sentences were scored (the model's prefix token)
     extra: dict[str, Any] = extra_field()
 
 
@@ -571,6 +589,7 @@ class OutputDisparity(Record):
     target: TargetDisparity = optional()
     preference: Preference = optional()
     stereoset: StereoSetScores = optional()  # sets with groups stereotype / anti_stereotype / unrelated
+    scoring_convention: str = optional()  # causal LMs: how sentences were scored (the model's prefix token)
     extra: dict[str, Any] = extra_field()
 
 
@@ -792,5 +811,6 @@ __all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", 
            "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation", "GenerationCheck",
            "GroupNeuron", "GroupValue", "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronClasses",
            "NeuronEntry", "NullComparison", "NullDistribution", "OutputDisparity", "OutputTable", "PairRow",
-           "PairedSection", "PolicyCheck", "PolicyResult", "Polysemanticity", "PreferenceChange", "Quantization",
-           "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts", "SkippedAblation", "TargetDisparity", "Vocabulary"]
+           "PairedSection", "PolicyCheck", "PolicyResult", "Polysemanticity", "PreferenceChange", "PrefixToken",
+           "Quantization", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts", "SkippedAblation", "TargetDisparity",
+           "Vocabulary"]

@@ -17,11 +17,12 @@ from ..analysis.disparity import (
     selective_counts,
 )
 from ..analysis.lape import lape
-from ..analysis.preference import preference_table, stereoset_scores
+from ..analysis.preference import LM_EVAL_TIE, preference_table, stereoset_scores
 from ..analysis.selectivity import ALPHA
 from ..config import RunConfig
 from ..model.harvest import Activations, token_traces
 from ..model.loading import Model
+from ..model.encoding import scoring_convention
 from ..model.outputs import pseudo_loglik, target_logprobs
 from ..model.sites import neuron_name
 from ..probes.probeset import ProbeSet
@@ -41,8 +42,9 @@ from ..results.contract import (
 from .concept import section_identity
 from .counterfactual import counterfactual_sensitivity
 
-SENTENCE_SCORE = ("sentence log-likelihood (sum over tokens after the first, each given its prefix); share of items "
-                  "whose first-group version the model finds more likely")
+SENTENCE_SCORE = ("sentence log-likelihood (sum over every token of the sentence, each given what precedes it, after "
+                  "the model's prefix token); share of items whose first-group version the model finds strictly more "
+                  "likely (lm-evaluation-harness's pct_stereotype: a tie counts 0)")
 PSEUDO_SCORE = ("pseudo-log-likelihood of the tokens the versions share, each masked in turn (Nangia et al. 2020); "
                 "share of items whose first-group version the model finds more likely")
 MARKER_TOP = 5  # neurons listed per marker kind in the per-marker breakdown
@@ -246,15 +248,20 @@ def output_disparity(model: Model, probeset: ProbeSet, runs: Sequence[Activation
             row["perplexity"] = float(np.exp(-row["value"]))
         for pair in table["pairs"]:
             pair["perplexity_ratio"] = float(np.exp(-pair["difference"]))
-        result = {"metric": "mean log-likelihood per token", "table": table}
+        convention = scoring_convention(model)
+        result = {"metric": "mean log-likelihood per token", "table": table, "scoring_convention": convention}
         if not probeset.compares_languages:  # translations are different token sequences: none is "preferred"
             scores = sentence_logliks(runs)
-            result["preference"] = {"metric": SENTENCE_SCORE,
-                                    "rows": preference_table(scores, groups, probeset.markers,
-                                                             seed=seed + 13, n_resamples=n_resamples)}
+            result["preference"] = {"metric": SENTENCE_SCORE, "scoring_convention": convention,
+                                    "tie_credit": LM_EVAL_TIE,
+                                    "rows": preference_table(scores, groups, probeset.markers, seed=seed + 13,
+                                                             n_resamples=n_resamples, tie=LM_EVAL_TIE)}
             _add_stereoset(result, scores, probeset, seed=seed, n_resamples=n_resamples)
+            if "stereoset" in result:
+                result["stereoset"]["scoring_convention"] = convention
         if any(target is not None for target in probeset.targets):
             result["target"] = _target_disparity(model, probeset, seed=seed, n_resamples=n_resamples)
+            result["target"]["scoring_convention"] = convention
         return result
     embeddings = [acts.outputs["embedding"] for acts in runs]
     pairs = [(a, b) for i, a in enumerate(groups) for b in groups[i + 1:]]
@@ -287,8 +294,9 @@ def _add_stereoset(result: dict[str, Any], scores: np.ndarray, probeset: ProbeSe
 
 
 def sentence_logliks(runs: Sequence[Activations]) -> np.ndarray:
-    """Causal LMs: each text's summed log-likelihood (mean per predicted token × tokens), groups × items."""
-    return np.stack([acts.outputs["loglik"] * acts.outputs["n_predicted"] for acts in runs])
+    """Causal LMs: each text's summed log-likelihood (lm-evaluation-harness's), groups × items."""
+    return np.stack([acts.outputs["sentence_loglik"] if "sentence_loglik" in acts.outputs
+                     else acts.outputs["loglik"] * acts.outputs["n_predicted"] for acts in runs])
 
 
 def _target_disparity(model: Model, probeset: ProbeSet, *, seed: int, n_resamples: int) -> dict[str, Any]:

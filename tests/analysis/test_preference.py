@@ -5,11 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.analysis.preference import first_pair_share, preference_table, preference_wins
+from audit.analysis.preference import LM_EVAL_TIE, first_pair_share, preference_table, preference_wins
 
 
 def test_wins_count_ties_as_half():
     assert preference_wins(np.array([2.0, 1.0, 1.0]), np.array([1.0, 2.0, 1.0])).tolist() == [1.0, 0.0, 0.5]
+
+
+def test_lm_eval_convention_counts_ties_as_not_preferred_and_likelihood_diff_is_the_mean_gap():
+    """lm-evaluation-harness crows_pairs: pct_stereotype = mean(ll_more > ll_less), likelihood_diff = mean |gap|."""
+    more, less = np.array([-10.0, -12.0, -7.5, -3.0]), np.array([-11.0, -12.0, -7.0, -9.0])
+    (row,) = preference_table(np.stack([more, less]), ["stereotypical", "anti"], [None] * 4, seed=0, n_resamples=200,
+                              tie=LM_EVAL_TIE)
+    assert row["share"] == pytest.approx(2 / 4) and first_pair_share(np.stack([more, less]), tie=LM_EVAL_TIE) == 0.5
+    assert row["likelihood_diff"] == pytest.approx((1.0 + 0.0 + 0.5 + 6.0) / 4)
+    assert row["likelihood_diff_ci95"][0] <= row["likelihood_diff"] <= row["likelihood_diff_ci95"][1]
+    (half,) = preference_table(np.stack([more, less]), ["stereotypical", "anti"], [None] * 4, seed=0, n_resamples=200)
+    assert half["share"] == pytest.approx(2.5 / 4)
 
 
 def test_share_ci_and_markers_on_a_planted_preference():

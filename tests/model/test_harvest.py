@@ -24,11 +24,13 @@ def test_matches_transformerlens_hook_post(gpt2_folder):
     model = load_model(str(gpt2_folder), device="cpu")
     texts = tiny.sentences(6, seed=5, length=(3, 12))
     acts = harvest(model, texts, batch_size=4, progress=False)
+    prefix = model.tokenizer.eos_token_id  # the tiny tokenizer has no BOS: the prefix is its EOS
+    assert model.prefix_token == {"id": prefix, "text": "[EOS]", "kind": "eos"}
     for row, text in enumerate(texts):
-        ids = model.tokenizer(text, return_tensors="pt")["input_ids"]
+        ids = torch.tensor([[prefix, *model.tokenizer(text, add_special_tokens=False)["input_ids"]]])
         _, cache = bridge.run_with_cache(ids)
-        for layer in range(model.n_layers):
-            post = cache[f"blocks.{layer}.mlp.hook_post"][0].double().numpy()
+        for layer in range(model.n_layers):  # every text token, read after the prefix; the prefix itself is left out
+            post = cache[f"blocks.{layer}.mlp.hook_post"][0, 1:].double().numpy()
             np.testing.assert_allclose(acts.max[row, layer], post.max(0), atol=1e-4)
             np.testing.assert_allclose(acts.mean[row, layer], post.mean(0), atol=1e-4)
 
@@ -75,7 +77,7 @@ def test_truncation_is_counted_and_moments_are_consistent(gpt2_folder):
     model = load_model(str(gpt2_folder), device="cpu")
     texts = ["the cat " * 10, "a dog runs"]
     acts = harvest(model, texts, max_length=8, token_moments=True, progress=False)
-    assert acts.truncated.tolist() == [True, False] and acts.n_tokens.tolist() == [8, 3]
+    assert acts.truncated.tolist() == [True, False] and acts.n_tokens.tolist() == [7, 3]  # the prefix takes one of the 8
     stats = acts.token_stats()
     expected_mean = (acts.mean * acts.n_tokens[:, None, None]).sum(0) / acts.n_tokens.sum()
     np.testing.assert_allclose(stats["mean"], expected_mean, atol=1e-5)

@@ -179,21 +179,28 @@ def test_causal_preference_score_matches_sentence_logliks_and_ids_reach_results(
         item["id"] = f"sample.csv:{k + 2}"
     sets = write(tmp_path, {"name": "pref", "description": "d", "kind": "paired", "groups": ["female", "male"],
                             "items": items})
-    section = audited(model, sets, FAST)["probesets"][0]
+    result = audited(model, sets, FAST)
+    assert result["model"]["prefix_token"] == {"id": model.tokenizer.eos_token_id, "text": "[EOS]", "kind": "eos"}
+    section = result["probesets"][0]
     preference = section["disparity"]["output"]["preference"]
     (row,) = preference["rows"]
 
-    def sentence_loglik(text: str) -> float:  # independent of the harvest: one text, no padding
-        ids = model.tokenizer(text, return_tensors="pt")["input_ids"]
+    def sentence_loglik(text: str) -> float:
+        """lm-evaluation-harness, empty context, by hand: context [prefix token], continuation = every token of the
+        text (no special tokens); log_softmax of the logits over [prefix] + text, summed over the text's tokens."""
+        cont = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([[model.tokenizer.eos_token_id, *cont]])  # the tiny tokenizer has no BOS: EOS
         with torch.no_grad():
-            logprobs = torch.log_softmax(model.module(input_ids=ids).logits[0, :-1].float(), dim=-1)
-        return float(logprobs.gather(-1, ids[0, 1:, None]).sum())
+            logprobs = torch.log_softmax(model.module(input_ids=ids[:, :-1]).logits.float(), dim=-1)
+        return float(logprobs[0, -len(cont):].gather(-1, torch.tensor(cont)[:, None]).sum())
 
     female = np.array([sentence_loglik(i["female"]) for i in items])
     male = np.array([sentence_loglik(i["male"]) for i in items])
-    expected = np.where(female > male, 1.0, np.where(female < male, 0.0, 0.5))
-    assert row["share"] == pytest.approx(expected.mean())
-    assert row["mean_difference"] == pytest.approx((female - male).mean(), abs=1e-3)
+    assert row["share"] == pytest.approx((female > male).mean())  # pct_stereotype: a tie counts 0
+    assert row["likelihood_diff"] == pytest.approx(np.abs(female - male).mean(), abs=1e-4)  # likelihood_diff
+    assert row["mean_difference"] == pytest.approx((female - male).mean(), abs=1e-4)
+    assert preference["tie_credit"] == 0.0 and "prefix token" in preference["scoring_convention"]
+    assert section["disparity"]["output"]["scoring_convention"] == preference["scoring_convention"]
     assert set(row["by_marker"]) == {"noun", "pronoun"} and row["ci95"][0] <= row["share"] <= row["ci95"][1]
     entry = section["disparity"]["neurons"][0]
     top = entry["largest_item_difference"]

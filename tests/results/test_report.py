@@ -126,6 +126,9 @@ def test_paired_report_shows_preference_and_per_marker_breakdown(audit_dir):
     results = json.loads((audit_dir / "results.json").read_text())
     disparity = next(s for s in results["probesets"] if s["name"] == "gender")["disparity"]
     assert "Which version the model prefers" in html and "Per marker kind" in html
+    assert "ties count 0 (lm-evaluation-harness)" in html  # the causal LM's sentence-scoring convention is named
+    assert "Sentence scores: lm-evaluation-harness: every token of each sentence scored after the model&#39;s " \
+           "prefix token" in html
     assert set(disparity["by_marker"]) == {"noun", "pronoun"}
     assert " <span class=\"muted\">(q alone would flag" in html
 

@@ -131,3 +131,14 @@ def test_harvest_cache_key_carries_the_prefix_convention(tmp_path, tokenizer):
     other.weights_sha256 = "w"
     other.tokenizer.bos_token = "[CLS]"
     assert other.prefix_token["kind"] == "bos" and harvest_key(other, texts, settings) != key
+
+
+def test_comparison_reads_the_prefixed_inputs_and_samples_only_text_tokens(model):
+    """compare streams both models through the same encoding: the prefix is read but never a sample."""
+    from audit.analysis.correlation import CorrelationState, layer_pairs
+    from audit.model.correlate import stream_correlation
+
+    texts = tiny.sentences(6, seed=2, length=(2, 8))
+    state = CorrelationState(layer_pairs(2, 2, "same"), model.neurons_per_layer, model.neurons_per_layer)
+    stream_correlation(model, model, texts, state, align="tokens", stride=1, progress=False)
+    assert state.n == sum(len(t.split()) for t in texts)

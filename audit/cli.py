@@ -323,6 +323,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"    ablating {len(ablation['neurons'])} neuron{'s' if len(ablation['neurons']) != 1 else ''} "
                   f"({ablation['mode']}): effect {ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, "
                   f"z {z}, p {ablation['p_value']:.3f} ({tests})")
+            if "verdict" in ablation:
+                print(f"    vs activation-matched random sets ({ablation['n_null_sets']} drawn): p "
+                      f"{ablation['p_value_matched']:.4g}, Holm over {ablation['n_tests']} tests "
+                      f"{ablation['p_corrected']:.4g}: {ablation['verdict']}; smallest validated k: "
+                      f"{ablation['smallest_validated_k']}")
     return code
 
 

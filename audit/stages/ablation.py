@@ -298,7 +298,9 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
                              "p95": headline.null_p95}
     ablation.n_significant = plan.n_significant
     ablation.max_null_sets = n_sets
-    if off is not None:
+    if ablation.collateral is not ABSENT:  # measured already, for the generation check
+        pass
+    elif off is not None:
         clean, ablated = float(np.exp(-off.loglik.mean())), float(np.exp(-off.loglik_ablated[plan.headline].mean()))
         ablation.collateral = Collateral(metric="perplexity", n_texts=len(off.loglik), clean=clean, ablated=ablated,
                                          change=ablated - clean, relative_change=ablated / clean - 1.0,
@@ -358,7 +360,7 @@ def _concept_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunC
     pair_eval = plan.extra["pair_eval"]
     if (config.generation_check and model.kind == "causal-lm" and pair_eval is not None
             and set(GENERATION_TAGS) & set(probeset.tags)):
-        collateral = collateral_cost(model, reference, dose.target, config, seed=seed)
+        collateral = ablation.collateral = collateral_cost(model, reference, dose.target, config, seed=seed)
         generation = generation_check(model, probeset, pair_eval, interventions, config, collateral, seed=seed)
         if generation is not None:
             ablation.generation = generation

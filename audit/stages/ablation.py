@@ -1,5 +1,7 @@
-"""Validate flagged neurons by ablation: intervene on them, measure the model's outputs, and compare
-with random neuron sets of the same size and per-layer counts."""
+"""Validate flagged neurons by ablation: intervene on them at several doses, measure the model's outputs,
+and compare each dose with random neuron sets — matched on layer and activation statistics for the verdict
+(drawn sequentially, Besag–Clifford), on layer only beside it — then Holm-correct every dose of the audit
+as one family (:func:`correct_ablations`)."""
 
 from __future__ import annotations
 

@@ -58,7 +58,8 @@ def off_target_cost(clean_loglik: np.ndarray, ablated_loglik: np.ndarray, kl: np
 def specificity_ratio(target: np.ndarray, off_target: np.ndarray, *, seed: int, n_resamples: int) -> dict:
     """Mean target effect over mean off-target cost (e.g. KL on concept texts / KL on general text), with a
     bootstrap 95 % CI resampling both text sets independently; None where the cost is zero."""
-    target, off_target = np.asarray(target, dtype=np.float64), np.asarray(off_target, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    off_target = np.maximum(np.asarray(off_target, dtype=np.float64), 0.0)  # a KL below 0 is rounding error
     if off_target.mean() <= 0:
         return {"value": None, "ci": None, "undefined": "the dose costs nothing on general text"}
 

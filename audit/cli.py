@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ablation-mode", choices=("zero", "mean", "dampen"), default="mean",
                      help="how flagged neurons are ablated (default mean: their mean on negative texts)")
     run.add_argument("--null-sets", type=_int_in("null_sets"), default=20,
-                     help="random neuron sets for the null (default 20)")
+                     help="random neuron sets of the layer-matched null shown beside the verdict (default 20; the "
+                          "verdict's activation-matched null draws as many as the corrected test needs)")
+    run.add_argument("--dose-max", type=_int_in("dose_max"), default=100, metavar="K",
+                     help="largest k of the dose-response ladder 1, 3, 10, 30, ... (default 100); every dose is "
+                          "one test of the audit-wide Holm correction, so fewer doses need fewer random sets")
     run.add_argument("--ablation-texts", type=_int_in("ablation_texts"), default=25,
                      help="texts per side (or items) evaluated under ablation (default 25)")
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
@@ -176,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--top-changed", type=_int_in("top_changed"), default=20, help="neurons in the changed table")
     compare.add_argument("--cards", type=_int_in("cards"), default=3, help="matched pairs' cards per probe set")
     for option in ("--top-k", "--seed", "--device", "--batch-size", "--max-length", "--pooling", "--ablate-k",
-                   "--ablation-mode", "--null-sets", "--ablation-texts", "--no-ablation", "--policy",
+                   "--ablation-mode", "--null-sets", "--ablation-texts", "--dose-max", "--no-ablation", "--policy",
                    "--fail-on-policy", "--no-pdf", "--hf-cache-dir", "--cache", "--allow-pickle",
                    "--trust-remote-code", "--no-progress"):
         action = next(a for a in run._actions if option in a.option_strings)
@@ -261,7 +265,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        max_length=args.max_length, pooling=args.pooling, progress=not args.no_progress,
                        ablation=not args.no_ablation, ablate_k=args.ablate_k, ablate_per_layer=args.ablate_per_layer,
                        ablation_mode=args.ablation_mode, null_sets=args.null_sets,
-                       ablation_texts=args.ablation_texts, reference=args.reference, cache_dir=args.cache,
+                       ablation_texts=args.ablation_texts, dose_max=args.dose_max, reference=args.reference,
+                       cache_dir=args.cache,
                        memory_budget_mb=args.memory_budget,
                        explain=not args.no_explain, corpus=args.corpus, word_vectors=args.word_vectors)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
@@ -323,6 +328,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"    ablating {len(ablation['neurons'])} neuron{'s' if len(ablation['neurons']) != 1 else ''} "
                   f"({ablation['mode']}): effect {ablation['effect']:.4g} vs null {ablation['null']['mean']:.4g}, "
                   f"z {z}, p {ablation['p_value']:.3f} ({tests})")
+            if "verdict" in ablation:
+                print(f"    vs activation-matched random sets ({ablation['n_null_sets']} drawn): p "
+                      f"{ablation['p_value_matched']:.4g}, Holm over {ablation['n_tests']} tests "
+                      f"{ablation['p_corrected']:.4g}: {ablation['verdict']}; smallest validated k: "
+                      f"{ablation['smallest_validated_k']}")
     return code
 
 
@@ -422,7 +432,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = RunConfig(top_k=args.top_k, seed=args.seed, batch_size=args.batch_size, max_length=args.max_length,
                        pooling=args.pooling, progress=not args.no_progress, ablation=not args.no_ablation,
                        ablate_k=args.ablate_k, ablation_mode=args.ablation_mode, null_sets=args.null_sets,
-                       ablation_texts=args.ablation_texts, cache_dir=args.cache)
+                       ablation_texts=args.ablation_texts, dose_max=args.dose_max, cache_dir=args.cache)
     compare = CompareConfig(layers=args.layers, align=args.align, baseline_stride=args.baseline_stride,
                             precision=args.precision,
                             memory_budget_mb=args.memory_budget, top_changed=args.top_changed,

@@ -15,7 +15,7 @@ INT_RANGES = {  # inclusive bounds of every integer setting; the CLI checks its 
     "top_k": (1, 1000), "seed": (0, 2**32 - 1), "batch_size": (1, 65536), "max_length": (2, 1 << 20),
     "bootstrap_resamples": (100, 100_000), "n_exemplars": (1, 100), "ablate_k": (1, 10_000),
     "ablate_per_layer": (1, 10_000), "null_sets": (2, 10_000), "ablation_texts": (4, 1_000_000),
-    "reference_texts": (10, 1_000_000), "memory_budget_mb": (64, 1 << 30), "explain_k": (2, 1000),
+    "reference_texts": (10, 1_000_000), "dose_max": (1, 1_000_000), "memory_budget_mb": (64, 1 << 30), "explain_k": (2, 1000),
 }
 EXECUTION_RANGES = {"workers": (1, 100_000), "shard_size": (1, 10_000_000)}  # scale-out options (not settings)
 COMPARE_RANGES = {"baseline_stride": (1, 1000), "compare_memory_budget_mb": (16, 1 << 22), "top_changed": (1, 10_000),
@@ -41,6 +41,7 @@ class RunConfig:
     ablation_mode: str = "mean"
     null_sets: int = 20
     ablation_texts: int = 25
+    dose_max: int = 100  # the dose–response ladder (1, 3, 10, 30, …) stops at this many neurons
     reference: str | None = None
     reference_texts: int = 100
     evidence: bool = True

@@ -8,11 +8,13 @@ are computed once and shared by all of them.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..config import ABLATION_MODES
 from .harvest import model_inputs, tokenize
@@ -67,54 +69,95 @@ class Measurements:
     embedding_ablated: np.ndarray | None = None  # (interventions, texts, hidden)
 
 
+class Runner:
+    """Clean outputs of ``texts``, kept, and their outputs under any number of interventions, on demand.
+
+    The clean pass runs once, in batches of similar length; it keeps each batch's clean outputs and the
+    residual stream entering every layer in ``start_layers``. An intervention whose first rewritten layer is
+    L then runs from layer L only (the blocks before it return the kept stream), several interventions per
+    forward by stacking copies of a batch. Call :meth:`run` as often as needed (e.g. a sequential test
+    drawing random sets in chunks); every call reuses the clean pass.
+    """
+
+    def __init__(self, model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
+                 start_layers: Sequence[int] = (), max_stack: int | None = None) -> None:
+        self.model, self.n_texts = model, len(texts)
+        self.max_stack = max_stack if max_stack is not None else (
+            4 * batch_size if model.device.type == "cpu" else 16 * batch_size)
+        self.blocks = layer_blocks(model)
+        self.kept_layers = sorted({int(layer) for layer in start_layers if 0 < int(layer) < model.n_layers})
+        self.batches: list[dict[str, object]] = []
+        causal = model.kind == "causal-lm"
+        self.loglik = np.zeros(self.n_texts) if causal else None
+        self.embedding = None if causal else np.zeros((self.n_texts, model.module.config.hidden_size), np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        with torch.inference_mode(), _kept_streams(self.blocks, self.kept_layers) as kept:
+            for start in range(0, self.n_texts, batch_size):
+                rows = order[start:start + batch_size]
+                inputs = model_inputs(model, tokenize(model, [texts[i] for i in rows], max_length))
+                clean = _forward(model, inputs)
+                if causal:
+                    self.loglik[rows] = mean_loglik(clean, inputs).cpu().numpy()
+                else:
+                    self.embedding[rows] = clean.cpu().numpy()
+                self.batches.append({"rows": rows, "inputs": inputs, "clean": clean, "streams": dict(kept)})
+                kept.clear()
+
+    def run(self, interventions: Sequence[Intervention]) -> Measurements:
+        """Outputs under each intervention (rows of the ``*_ablated`` arrays), with the kept clean ones."""
+        model, n_runs = self.model, len(interventions)
+        out = Measurements(kind=model.kind)
+        if model.kind == "causal-lm":
+            out.loglik = self.loglik
+            out.loglik_ablated, out.kl = np.zeros((n_runs, self.n_texts)), np.zeros((n_runs, self.n_texts))
+        else:
+            out.embedding = self.embedding
+            out.embedding_ablated = np.zeros((n_runs, self.n_texts, self.embedding.shape[1]), np.float32)
+        firsts = np.array([self.start_layer(iv) for iv in interventions], dtype=np.int64)
+        state: dict[str, object] = {}
+        with torch.inference_mode(), model.sites.hooked(_stacked_rewrite(state)):
+            for batch in self.batches:
+                rows, inputs, clean = batch["rows"], batch["inputs"], batch["clean"]
+                stack = max(1, self.max_stack // len(rows))
+                for first_layer in np.unique(firsts):
+                    group = np.flatnonzero(firsts == first_layer)
+                    for chunk in range(0, len(group), stack):
+                        runs = group[chunk:chunk + stack]
+                        state["tables"] = _affine_tables(model, [interventions[r] for r in runs])
+                        stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
+                        stream = batch["streams"].get(int(first_layer))
+                        with _skipped(self.blocks, int(first_layer), stream, len(runs)):
+                            result = _forward(model, stacked)
+                        for r, run in enumerate(runs.tolist()):
+                            part = result[r * len(rows):(r + 1) * len(rows)]
+                            if model.kind == "causal-lm":
+                                out.loglik_ablated[run, rows] = mean_loglik(part, inputs).cpu().numpy()
+                                out.kl[run, rows] = mean_kl(clean, part, inputs).cpu().numpy()
+                            else:
+                                out.embedding_ablated[run, rows] = part.cpu().numpy()
+                state["tables"] = None
+        return out
+
+    def start_layer(self, intervention: Intervention) -> int:
+        """The layer a forward under ``intervention`` starts from: its first rewritten layer if the stream
+        entering it is kept, else 0."""
+        if not len(intervention.neurons):
+            return 0
+        first = int(np.min(intervention.neurons)) // self.model.neurons_per_layer
+        return first if first in self.kept_layers else 0
+
+
 def measure(model: Model, texts: Sequence[str], interventions: Sequence[Intervention], *, batch_size: int = 32,
             max_length: int = 128, max_stack: int | None = None) -> Measurements:
-    """Outputs of ``texts`` clean and under every intervention: one clean pass, stacked intervened passes.
+    """Outputs of ``texts`` clean and under every intervention: one clean pass, stacked intervened passes,
+    each starting from the intervention's first rewritten layer.
 
-    ``max_stack`` caps the sequences in one stacked forward; by default one batch on CPU (bigger batches
-    bought nothing there, measured) and 16 batches on an accelerator.
+    ``max_stack`` caps the sequences in one stacked forward (default 4 batches on CPU, 16 on an accelerator).
     """
-    if max_stack is None:
-        max_stack = batch_size if model.device.type == "cpu" else 16 * batch_size
-    n_texts, n_runs = len(texts), len(interventions)
-    causal = model.kind == "causal-lm"
-    out = Measurements(kind=model.kind)
-    if causal:
-        out.loglik = np.zeros(n_texts)
-        out.loglik_ablated, out.kl = np.zeros((n_runs, n_texts)), np.zeros((n_runs, n_texts))
-    else:
-        hidden = model.module.config.hidden_size
-        out.embedding = np.zeros((n_texts, hidden), np.float32)
-        out.embedding_ablated = np.zeros((n_runs, n_texts, hidden), np.float32)
-    affine = _affine_tables(model, interventions)
-    stack = max(1, min(n_runs, max_stack // batch_size)) if n_runs else 1
-    state: dict[str, object] = {}
-    rewrite = _stacked_rewrite(affine, state)
-
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    with torch.inference_mode(), model.sites.hooked(rewrite):
-        for start in range(0, n_texts, batch_size):
-            rows = order[start:start + batch_size]
-            inputs = model_inputs(model, tokenize(model, [texts[i] for i in rows], max_length))
-            state["runs"] = None
-            clean = model_outputs(model, inputs)
-            if causal:
-                out.loglik[rows] = mean_loglik(clean, inputs).cpu().numpy()
-            else:
-                out.embedding[rows] = clean.cpu().numpy()
-            for first in range(0, n_runs, stack):
-                runs = torch.arange(first, min(first + stack, n_runs))
-                state["runs"] = runs
-                stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
-                result = model_outputs(model, stacked)
-                for r, run in enumerate(runs.tolist()):
-                    part = result[r * len(rows):(r + 1) * len(rows)]
-                    if causal:
-                        out.loglik_ablated[run, rows] = mean_loglik(part, inputs).cpu().numpy()
-                        out.kl[run, rows] = mean_kl(clean, part, inputs).cpu().numpy()
-                    else:
-                        out.embedding_ablated[run, rows] = part.cpu().numpy()
-    return out
+    starts = {int(np.min(iv.neurons)) // model.neurons_per_layer for iv in interventions if len(iv.neurons)}
+    runner = Runner(model, texts, batch_size=batch_size, max_length=max_length, start_layers=sorted(starts),
+                    max_stack=max_stack)
+    return runner.run(interventions)
 
 
 def measure_targets(model: Model, prompts: Sequence[str], targets: Sequence[str],
@@ -126,20 +169,18 @@ def measure_targets(model: Model, prompts: Sequence[str], targets: Sequence[str]
         raise ValueError("target log-probabilities need a causal language model")
     n_pairs, n_runs = len(prompts), len(interventions)
     clean_scores, ablated_scores = np.zeros(n_pairs), np.zeros((n_runs, n_pairs))
-    affine = _affine_tables(model, interventions)
     stack = max(1, n_runs if model.device.type != "cpu" else 1)
     state: dict[str, object] = {}
-    rewrite = _stacked_rewrite(affine, state)
 
-    with torch.inference_mode(), model.sites.hooked(rewrite):
+    with torch.inference_mode(), model.sites.hooked(_stacked_rewrite(state)):
         for start in range(0, n_pairs, batch_size):
             span = slice(start, min(start + batch_size, n_pairs))
             inputs, firsts = encode_targets(model, prompts[span], targets[span], max_length=max_length)
-            state["runs"] = None
+            state["tables"] = None
             clean_scores[span] = target_scores(model_outputs(model, inputs), inputs, firsts)
             for first in range(0, n_runs, stack):
                 runs = torch.arange(first, min(first + stack, n_runs))
-                state["runs"] = runs
+                state["tables"] = _affine_tables(model, [interventions[r] for r in runs.tolist()])
                 stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
                 result = model_outputs(model, stacked)
                 rows = len(firsts)
@@ -148,17 +189,17 @@ def measure_targets(model: Model, prompts: Sequence[str], targets: Sequence[str]
     return clean_scores, ablated_scores
 
 
-def _stacked_rewrite(affine: dict[int, tuple[torch.Tensor, torch.Tensor]], state: dict[str, object]):
+def _stacked_rewrite(state: dict[str, object]):
     """A layer hook that rewrites each stacked copy of the batch with its own run's affine map
-    (``state["runs"]``: the runs stacked in this forward; None for a clean pass)."""
+    (``state["tables"]``: per layer, runs × neurons scale and offset; None for a clean pass)."""
 
     def rewrite(layer: int, x: torch.Tensor) -> torch.Tensor | None:
-        runs = state.get("runs")
-        if runs is None or layer not in affine:
+        tables = state.get("tables")
+        if tables is None or layer not in tables:
             return None
-        scale, offset = affine[layer]
-        scale, offset = scale[runs].to(x.dtype), offset[runs].to(x.dtype)
-        copies = x.view(len(runs), -1, *x.shape[1:])
+        scale, offset = tables[layer]
+        scale, offset = scale.to(x.dtype), offset.to(x.dtype)
+        copies = x.view(len(scale), -1, *x.shape[1:])
         return (copies * scale[:, None, None, :] + offset[:, None, None, :]).view_as(x)
 
     return rewrite
@@ -166,12 +207,76 @@ def _stacked_rewrite(affine: dict[int, tuple[torch.Tensor, torch.Tensor]], state
 
 def _affine_tables(model: Model, interventions: Sequence[Intervention]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Per layer: (interventions × neurons) scale and offset tensors; identity where a run leaves a neuron."""
-    n_neurons, tables = model.neurons_per_layer, {}
-    for run, intervention in enumerate(interventions):
-        for flat, scale, offset in zip(intervention.neurons, intervention.scale, intervention.offset):
-            layer, neuron = divmod(int(flat), n_neurons)
-            if layer not in tables:
-                tables[layer] = (torch.ones(len(interventions), n_neurons), torch.zeros(len(interventions), n_neurons))
-            tables[layer][0][run, neuron] = float(scale)
-            tables[layer][1][run, neuron] = float(offset)
-    return {layer: (s.to(model.device), o.to(model.device)) for layer, (s, o) in tables.items()}
+    n_neurons, n_runs = model.neurons_per_layer, len(interventions)
+    layers = sorted({int(layer) for iv in interventions for layer in np.unique(iv.neurons // n_neurons)})
+    tables = {layer: (np.ones((n_runs, n_neurons), np.float32), np.zeros((n_runs, n_neurons), np.float32))
+              for layer in layers}
+    for run, iv in enumerate(interventions):
+        layer_of, neuron_of = np.divmod(np.asarray(iv.neurons, dtype=np.int64), n_neurons)
+        for layer in np.unique(layer_of):
+            at = layer_of == layer
+            tables[int(layer)][0][run, neuron_of[at]] = iv.scale[at]
+            tables[int(layer)][1][run, neuron_of[at]] = iv.offset[at]
+    return {layer: (torch.from_numpy(s).to(model.device), torch.from_numpy(o).to(model.device))
+            for layer, (s, o) in tables.items()}
+
+
+def _forward(model: Model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`model_outputs` without a key-value cache (a forward that skips layers has no cache to fill)."""
+    if model.kind == "causal-lm":
+        return model_outputs(model, {**inputs, "use_cache": False})
+    return model_outputs(model, inputs)
+
+
+def layer_blocks(model: Model) -> list[nn.Module]:
+    """The transformer block of every layer: the module at the site path cut after the layer index
+    (``layers.{layer}`` of ``layers.{layer}.mlp.down_proj``)."""
+    template = model.sites.path_template
+    prefix = template[:template.index("{layer}") + len("{layer}")]
+    base = getattr(model.module, "base_model", model.module)
+    return [base.get_submodule(prefix.format(layer=layer)) for layer in range(model.n_layers)]
+
+
+@contextlib.contextmanager
+def _kept_streams(blocks: Sequence[nn.Module], layers: Sequence[int]) -> Iterator[dict[int, object]]:
+    """While active, the output of block L − 1 (the stream entering layer L) of the latest forward, by L."""
+    kept: dict[int, object] = {}
+
+    def keep(layer: int):
+        def hook(module: nn.Module, args: tuple, output: object) -> None:
+            kept[layer] = output
+        return hook
+
+    handles = [blocks[layer - 1].register_forward_hook(keep(layer)) for layer in layers]
+    try:
+        yield kept
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def _skipped(blocks: Sequence[nn.Module], first_layer: int, stream: object, copies: int) -> Iterator[None]:
+    """Blocks before ``first_layer`` return ``stream`` (the kept output of block first_layer − 1, repeated
+    for the stacked ``copies``) instead of computing; a no-op when ``stream`` is None."""
+    if stream is None or first_layer == 0:
+        yield
+        return
+    tiled = _tile(stream, copies)
+    skipped = blocks[:first_layer]
+    for block in skipped:
+        block.forward = lambda *args, **kwargs: tiled
+    try:
+        yield
+    finally:
+        for block in skipped:
+            del block.forward
+
+
+def _tile(output: object, copies: int) -> object:
+    """A block's output (a tensor, or a tuple whose first item is the hidden state) repeated along the batch."""
+    if isinstance(output, torch.Tensor):
+        return output.repeat(copies, *([1] * (output.dim() - 1)))
+    if isinstance(output, tuple):
+        return (_tile(output[0], copies), *output[1:])
+    raise TypeError(f"cannot tile a block output of type {type(output).__name__}")

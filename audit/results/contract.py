@@ -315,6 +315,45 @@ class GenerationCheck(Record):
 
 
 @record
+class NullSummary(Record):
+    """A null distribution summarised: mean, standard deviation, number of random sets and 95th percentile
+    (5th where smaller values are the stronger effect)."""
+
+    mean: float
+    std: float
+    n: int
+    p95: float
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class DoseRow(Record):
+    """One dose of the dose–response: the top ``k`` flagged neurons ablated (or ``"aura"``: every neuron with
+    AUROC > 0.5 dampened by 1 − 2·(AUROC − 0.5)), its effect against the activation-matched null (a
+    Besag–Clifford sequential test), the layer-matched null beside it, and for causal LMs its off-target cost
+    and specificity (effect / general-text KL) with bootstrap 95 % CIs."""
+
+    k: Union[int, str]
+    n_neurons: int
+    mode: str
+    effect: float
+    null_mean: float
+    null_std: float
+    null_p95: float
+    n_null_sets: int
+    stopped_early: bool  # h random sets matched the target before the maximum was drawn
+    p_value: float
+    expected_direction: bool
+    p_corrected: float = optional()
+    validated: bool = optional()
+    verdict: str = optional()
+    null_layer: dict[str, Any]  # the layer-matched null: {mean, p95, n, p_value}
+    off_target: dict[str, Any] | None  # {perplexity_change, perplexity_change_ci, kl, kl_ci, n_texts}
+    specificity: dict[str, Any] | None  # {value, ci}
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class Ablation(Record):
     """Causal validation of a probe set's flagged neurons against random-neuron baselines."""
 
@@ -338,6 +377,20 @@ class Ablation(Record):
     preference: PreferenceChange = optional()
     sensitivity: PreferenceChange = optional()  # encoders: the counterfactual sensitivity excess
     generation: GenerationCheck = optional()
+    selection: str = optional()  # how the ablated neurons were chosen (on held-apart texts)
+    n_significant: int = optional()  # neurons significant on the held-apart texts (the dose ladder's top)
+    n_null_sets: int = optional()  # random sets drawn for the headline's verdict null (sequential)
+    max_null_sets: int = optional()  # the most any test may draw: ⌈n_tests / 0.05⌉
+    p_value_matched: float = optional()  # vs the activation-matched null (p_value: vs the layer-matched one)
+    null_matched: NullSummary = optional()
+    p_corrected: float = optional()  # Holm-corrected across the audit's family of validation tests
+    correction: str = optional()
+    n_tests: int = optional()
+    correction_family: str = optional()
+    validated: bool = optional()  # p_corrected < 0.05 and the effect in the expected direction
+    verdict: str = optional()
+    dose_response: list[DoseRow] = optional()
+    smallest_validated_k: int | None = optional()
     extra: dict[str, Any] = extra_field()
 
     @classmethod
@@ -807,10 +860,10 @@ class AuditResult(Record):
     extra: dict[str, Any] = extra_field()
 
 
-__all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection",
+__all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection", "DoseRow",
            "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation", "GenerationCheck",
            "GroupNeuron", "GroupValue", "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronClasses",
            "NeuronEntry", "NullComparison", "NullDistribution", "OutputDisparity", "OutputTable", "PairRow",
            "PairedSection", "PolicyCheck", "PolicyResult", "Polysemanticity", "PreferenceChange", "PrefixToken",
-           "Quantization", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts", "SkippedAblation", "TargetDisparity",
-           "Vocabulary"]
+           "Quantization", "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts", "NullSummary", "SkippedAblation",
+           "TargetDisparity", "Vocabulary"]

@@ -134,3 +134,72 @@ def neuron_graph(patterns: Sequence[Mapping], title: str, *, limit: int = 12) ->
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {width} {height}" '
             f'width="{width}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
             + "".join(parts) + "</svg>")
+
+
+def dose_response(rows: Sequence[Mapping], title: str, *, y_title: str) -> str:
+    """Effect against the number of ablated neurons k (log scale; AurA dampening as a last point apart), with
+    the matched null's band (mean to 95th percentile) shaded; validated doses are filled dots. Rows carry
+    ``k``, ``effect``, ``null_mean``, ``null_p95`` and ``validated``; the y axis starts at 0 or the lowest value."""
+    import math
+
+    rows = [r for r in rows if r.get("effect") is not None]
+    if not rows:
+        return ""
+    width, height, left, bottom, top, right = 460, 190, 58, 38, 14, 12
+    ladder = [r for r in rows if isinstance(r["k"], int)]
+    extra = [r for r in rows if not isinstance(r["k"], int)]
+    values = [v for r in rows for v in (r["effect"], r["null_mean"], r["null_p95"]) if v is not None]
+    low, high = min(0.0, *values), max(values)
+    span = (high - low) or 1.0
+    slots = (math.log10(max(r["k"] for r in ladder)) if ladder else 0.0) + (1.0 if extra else 0.0)
+    plot_w, plot_h = width - left - right, height - bottom - top
+
+    def x(row: Mapping) -> float:
+        position = math.log10(row["k"]) if isinstance(row["k"], int) else slots
+        return left + 10 + (plot_w - 20) * (position / slots if slots else 0.5)
+
+    def y(value: float) -> float:
+        return top + plot_h * (1 - (value - low) / span)
+
+    parts = [f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#555"/>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#555"/>']
+    for tick in (low, low + span / 2, high):
+        parts.append(f'<line x1="{left - 3}" y1="{y(tick):.1f}" x2="{left}" y2="{y(tick):.1f}" stroke="#555"/>'
+                     f'<text x="{left - 5}" y="{y(tick) + 3:.1f}" text-anchor="end">{tick:.3g}</text>')
+    for row in rows:
+        label = "AurA" if not isinstance(row["k"], int) else str(row["k"])
+        parts.append(f'<line x1="{x(row):.1f}" y1="{height - bottom}" x2="{x(row):.1f}" y2="{height - bottom + 3}" '
+                     f'stroke="#555"/><text x="{x(row):.1f}" y="{height - bottom + 12}" text-anchor="middle">'
+                     f'{escape(label)}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">neurons ablated, k '
+                 f'(log scale; AurA: every neuron with AUROC &gt; 0.5 dampened)</text>'
+                 f'<text x="12" y="{top + plot_h / 2:.0f}" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {top + plot_h / 2:.0f})">{escape(y_title)}</text>')
+    for group in (ladder, extra):
+        if not group:
+            continue
+        upper = [f"{x(r):.1f},{y(r['null_p95']):.1f}" for r in group]
+        lower = [f"{x(r):.1f},{y(r['null_mean']):.1f}" for r in reversed(group)]
+        if len(group) == 1:
+            r = group[0]
+            band_top, band_bottom = sorted((y(r["null_p95"]), y(r["null_mean"])))
+            parts.append(f'<rect x="{x(r) - 6:.1f}" y="{band_top:.1f}" width="12" height="{band_bottom - band_top + 1:.1f}" '
+                         f'fill="#888" fill-opacity="0.3"/>')
+        else:
+            parts.append(f'<polygon points="{" ".join(upper + lower)}" fill="#888" fill-opacity="0.3"/>')
+    if len(ladder) > 1:
+        line = " ".join(f"{x(r):.1f},{y(r['effect']):.1f}" for r in ladder)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{COLORS[0]}" stroke-width="1.5"/>')
+    for row in rows:
+        fill = COLORS[0] if row.get("validated") else "white"
+        tip = (f"k {row['k']}: effect {row['effect']:.3g}, null mean {row['null_mean']:.3g}, "
+               f"95th percentile {row['null_p95']:.3g}")
+        parts.append(f'<circle cx="{x(row):.1f}" cy="{y(row["effect"]):.1f}" r="3.5" fill="{fill}" '
+                     f'stroke="{COLORS[0]}"><title>{escape(tip)}</title></circle>')
+    legend = (f'<rect x="{left + 8}" y="2" width="9" height="9" fill="#888" fill-opacity="0.3"/>'
+              f'<text x="{left + 20}" y="10">matched random sets: mean to 95th percentile</text>'
+              f'<circle cx="{left + 232}" cy="7" r="3.5" fill="{COLORS[0]}"/>'
+              f'<text x="{left + 239}" y="10">flagged (filled: validated, Holm p &lt; 0.05)</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-label="{escape(title)}" font-family="DejaVu Sans, sans-serif" '
+            f'font-size="8"><title>{escape(title)}</title>{legend}{"".join(parts)}</svg>')

@@ -31,12 +31,16 @@ def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
 
 
 def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
-    """Selective neurons, counted only when ablating the top ones beats the random sets (p ≤ alpha)."""
+    """Selective neurons, counted only when the ablation validated the top ones: Holm-corrected p < 0.05 with the
+    effect in the expected direction (``validated``; results written before it: uncorrected p ≤ alpha)."""
     ablation = section.get("ablation")
     if ablation is None:
         raise AuditInputError(f"policy: {section['name']}: validated_selective_neurons needs the ablation results "
                               "(run without --no-ablation)")
-    validated = "p_value" in ablation and ablation["p_value"] <= section["alpha"]  # skipped: nothing to validate
+    if "validated" in ablation:
+        validated = bool(ablation["validated"])
+    else:  # skipped: nothing to validate
+        validated = "p_value" in ablation and ablation["p_value"] <= section["alpha"]
     return _selective(section, check) if validated else 0.0
 
 

@@ -35,6 +35,7 @@ def _environment() -> jinja2.Environment:
     env.filters["histogram_svg"] = lambda edges, series, title: Markup(plots.histogram(edges, series, title))
     env.filters["graph_svg"] = lambda patterns, title: Markup(plots.neuron_graph(patterns, title))
     env.filters["effect_svg"] = lambda null, effect, title: Markup(plots.effect_vs_null(null, effect, title))
+    env.filters["dose_svg"] = lambda rows, title, y_title: Markup(plots.dose_response(rows, title, y_title=y_title))
     return env
 
 

@@ -1,9 +1,12 @@
-"""Validate flagged neurons by ablation: intervene on them, measure the model's outputs, and compare
-with random neuron sets of the same size and per-layer counts."""
+"""Validate flagged neurons by ablation: intervene on them at several doses, measure the model's outputs,
+and compare each dose with random neuron sets — matched on layer and activation statistics for the verdict
+(drawn sequentially, Besag–Clifford), on layer only beside it — then Holm-correct every dose of the audit
+as one family (:func:`correct_ablations`)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -18,19 +21,32 @@ from ..analysis.ablation import (
     specificity_comparison,
 )
 from ..analysis.disparity import bootstrap_mean_ci, group_selective_ranking
+from ..analysis.dose import dose_ladder, off_target_cost, specificity_ratio
+from ..analysis.matching import density_strata, matched_null_sets, permuted_scales
+from ..analysis.multiple_testing import ALPHA as FWER_ALPHA, SequentialTest, holm, sets_needed
 from ..analysis.preference import first_pair_share
 from ..analysis.resident import release
 from ..analysis.generation import continuation_pairs, continuation_shift
 from ..analysis.selectivity import ALPHA, concept_selectivity
 from ..config import RunConfig
 from ..errors import AuditInputError
-from ..model.harvest import Activations
-from ..model.interventions import Intervention, aura_scale, make_intervention, measure, measure_targets
+from ..model.harvest import Activations, harvest
+from ..model.interventions import (
+    Intervention,
+    Measurements,
+    Runner,
+    aura_scale,
+    make_intervention,
+    measure,
+    measure_targets,
+)
 from ..model.loading import Model
 from ..probes.probeset import ProbeSet
+from ..results.record import ABSENT
 from ..results.contract import (
     Ablation,
     Collateral,
+    DoseRow,
     GenerationCheck,
     NullComparison,
     NullDistribution,
@@ -60,18 +76,6 @@ def choose_targets(ranked: Sequence[int], n_neurons: int, *, k: int, per_layer: 
     return np.asarray(chosen, dtype=np.int64)
 
 
-def _interventions(target: np.ndarray, mode: str, n_neurons: int, config: RunConfig, *, means: np.ndarray,
-                   scales: np.ndarray, seed: int) -> list[Intervention]:
-    """The target intervention first, then the null sets (same layers; dampen uses the target's scales)."""
-    layers, counts = np.unique(target // n_neurons, return_counts=True)
-    if (counts > n_neurons - counts).any():
-        raise AuditInputError(f"--ablate-k/--ablate-per-layer: {int(counts.max())} neurons of layer "
-                              f"{int(layers[counts.argmax()])} leave too few others to draw random sets from; "
-                              f"ablate at most {n_neurons // 2} per layer")
-    sets = [target, *null_neuron_sets(target, n_neurons, n_sets=config.null_sets, seed=seed)]
-    return [make_intervention(neurons, mode, means=means, scales=scales) for neurons in sets]
-
-
 def _split(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Held-out rows for evaluation (at most ``k``, at most half) and the rest, for choosing the neurons."""
     held_out = np.sort(rng.choice(n, size=min(k, n // 2), replace=False))
@@ -90,13 +94,117 @@ def _row_mean(values: np.ndarray, rows: np.ndarray, *, block_bytes: int = 64 << 
     return means
 
 
-def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig,
-                     reference: Sequence[str], *, seed: int) -> Ablation | SkippedAblation:
-    """Ablate the most positively selective neurons and compare the effect with random neuron sets.
+NULL_CHUNK = 20  # random sets drawn per step of a sequential test (the stop is checked after each)
+AURA = "aura"  # the dose label of AurA dampening (every neuron with AUROC > 0.5)
+CORRECTION_FAMILY = ("every dose (k and AurA) of every probe set's ablation in this audit; verdict null: random "
+                     "sets matched on layer and on activation density and mean over the reference corpus")
 
-    The neurons are chosen on texts held apart from the evaluation texts: chosen and judged on the same
-    texts, the most selective neurons would move those texts more than random ones by construction.
-    """
+
+@dataclass
+class Dose:
+    """One validation test: a target intervention and how to draw its two nulls (layer-matched, and matched
+    on layer and activation statistics), each as a function of (number of sets, seed)."""
+
+    label: int | str
+    target: Intervention
+    layer_null: Callable[[int, int], list[Intervention]]
+    matched_null: Callable[[int, int], list[Intervention]]
+
+
+@dataclass
+class Plan:
+    """What an ablation will test: the held-apart choice of neurons and the doses (one test each)."""
+
+    kind: str
+    doses: list[Dose]
+    headline: int  # index into doses: the dose the kept top-level fields describe
+    selection: str
+    n_significant: int
+    extra: dict[str, Any]
+
+    @property
+    def n_tests(self) -> int:
+        return len(self.doses)
+
+
+def selection_text(k: int, what: str, n_chosen_on: int, unit: str) -> str:
+    """How the ablated neurons were chosen, in words: the one phrase the summary and the tables print."""
+    return f"top {k} {what} on {n_chosen_on} held-apart {unit} (not the evaluated ones)"
+
+
+def reference_features(stats: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(layers, neurons, 2): activation density and mean over the reference corpus's real tokens, the
+    statistics the matched null matches on (from :meth:`Activations.token_stats`)."""
+    return np.stack([stats["density"], stats["mean"]], axis=-1)
+
+
+def _doses(ranked: np.ndarray, scales_all: np.ndarray, headline: np.ndarray, mode: str, n_neurons: int,
+           features: np.ndarray, config: RunConfig, *, means: np.ndarray, scale_of: Callable[[np.ndarray], np.ndarray],
+           ) -> tuple[list[Dose], int]:
+    """The ladder doses (top k of ``ranked``), the headline target among them, and AurA dampening
+    (``scales_all``: per neuron, layers × neurons, 1 where a neuron is left alone)."""
+    strata = density_strata(features[..., 0])
+
+    def ladder_dose(label: int | str, target: np.ndarray) -> Dose:
+        scales = scale_of(target)
+
+        def layer_null(n: int, seed: int) -> list[Intervention]:
+            return [make_intervention(s, mode, means=means, scales=scales)
+                    for s in null_neuron_sets(target, n_neurons, n_sets=n, seed=seed)]
+
+        def matched_null(n: int, seed: int) -> list[Intervention]:
+            return [make_intervention(s, mode, means=means, scales=scales)
+                    for s in matched_null_sets(target, features, n_sets=n, seed=seed)]
+
+        return Dose(label, make_intervention(target, mode, means=means, scales=scales), layer_null, matched_null)
+
+    def dampening(scales: np.ndarray) -> Intervention:
+        flat = np.flatnonzero(scales.ravel() < 1.0)
+        return make_intervention(flat, "dampen", scales=scales.ravel()[flat])
+
+    doses = []
+    for k in dose_ladder(len(ranked), limit=config.dose_max):
+        target = headline if k == len(headline) else np.asarray(ranked[:k], dtype=np.int64)
+        if np.unique(target // n_neurons, return_counts=True)[1].max() > n_neurons // 2:
+            break  # too many in one layer to draw random sets of the same layers from
+        doses.append(ladder_dose(k, target))
+    labels = [d.label for d in doses]
+    if len(headline) not in labels:
+        doses.append(ladder_dose(len(headline), headline))
+        doses.sort(key=lambda d: d.label)
+        labels = [d.label for d in doses]
+    if (scales_all < 1.0).any():
+        doses.append(Dose(AURA, dampening(scales_all),
+                          lambda n, seed: [dampening(s) for s in permuted_scales(scales_all, n_sets=n, seed=seed)],
+                          lambda n, seed: [dampening(s) for s in permuted_scales(scales_all, n_sets=n, seed=seed,
+                                                                                  strata=strata)]))
+    return doses, labels.index(len(headline))
+
+
+def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig,
+                     reference: Sequence[str], *, seed: int, features: np.ndarray | None = None,
+                     n_sets: int | None = None) -> Ablation | SkippedAblation:
+    """Ablate the most positively selective neurons at every dose and compare each effect with random neuron
+    sets (see :func:`plan_concept` and :func:`run_plan`). Without ``n_sets`` this set's doses are the whole
+    correction family; an audit passes the audit-wide number and corrects across sets afterwards."""
+    if features is None:
+        features = reference_features(harvest(model, reference, batch_size=config.batch_size,
+                                               max_length=config.max_length, token_moments=True,
+                                               progress=False).token_stats())
+    plan = plan_concept(model, probeset, acts, config, features, seed=seed)
+    if isinstance(plan, SkippedAblation):
+        return plan
+    ablation = run_plan(model, probeset, plan, config, reference,
+                        n_sets=n_sets or sets_needed(plan.n_tests), seed=seed)
+    correct_ablations([ablation])
+    return ablation
+
+
+def plan_concept(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig, features: np.ndarray, *,
+                 seed: int) -> Plan | SkippedAblation:
+    """Choose the neurons on texts held apart from the evaluation texts (chosen and judged on the same texts,
+    the most selective neurons would move those texts more than random ones by construction) and plan the
+    doses."""
     n_neurons, labels = model.neurons_per_layer, probeset.labels
     rng = np.random.default_rng(seed)
     positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
@@ -113,15 +221,113 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
                                        "side)")
     select = np.r_[pos_select, neg_select]
     chosen = concept_selectivity(acts.pooled(config.pooling), labels[select], dtype=np.float32, rows=select)
-    ranked = [flat for flat in chosen.ranking() if chosen.auroc[flat] > 0.5 and chosen.q_value[flat] < ALPHA]
-    if not ranked:
+    ranked = np.asarray([flat for flat in chosen.ranking() if chosen.auroc[flat] > 0.5 and chosen.q_value[flat] < ALPHA],
+                        dtype=np.int64)
+    if not len(ranked):
         return SkippedAblation(skipped="no neuron is more active on the concept at q < 0.05 in the texts held apart "
                                        "for choosing neurons")
-    target = choose_targets(ranked, n_neurons, k=config.ablate_k, per_layer=config.ablate_per_layer)
+    headline = choose_targets(ranked, n_neurons, k=config.ablate_k, per_layer=config.ablate_per_layer)
+    _check_drawable(headline, n_neurons)
     means = _row_mean(acts.mean.reshape(len(labels), -1), np.flatnonzero(~labels))
-    interventions = _interventions(target, config.ablation_mode, n_neurons, config, means=means,
-                                   scales=aura_scale(chosen.auroc[target]), seed=seed)
+    auroc = np.asarray(chosen.auroc, dtype=np.float64)
+    doses, index = _doses(ranked, aura_scale(auroc).reshape(model.n_layers, n_neurons), headline,
+                          config.ablation_mode, n_neurons, features, config, means=means,
+                          scale_of=lambda target: aura_scale(auroc[target]))
+    what = "neurons by AUROC for the concept" if config.ablate_per_layer is None else \
+        f"neurons by AUROC for the concept (at most {config.ablate_per_layer} per layer)"
+    return Plan(kind="concept", doses=doses, headline=index, n_significant=len(ranked),
+                selection=selection_text(len(headline), what, len(select), "texts"),
+                extra={"pos_eval": pos_eval, "neg_eval": neg_eval, "pair_eval": pair_eval,
+                       "chosen_on": {"n_positive": len(pos_select), "n_negative": len(neg_select)}})
+
+
+def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, reference: Sequence[str], *,
+             n_sets: int, seed: int, runs: Sequence[Activations] = ()) -> Ablation:
+    """Measure every dose of ``plan`` against both nulls; the verdict null is drawn sequentially up to
+    ``n_sets`` random sets. ``p_corrected`` and the verdicts are filled in by :func:`correct_ablations`."""
+    if plan.kind == "concept":
+        ablation, primary_values, larger = _concept_headline(model, probeset, plan, config, reference, seed=seed)
+    else:
+        ablation, primary_values, larger = _paired_headline(model, probeset, plan, config, runs, seed=seed)
+    starts = {int(np.min(d.target.neurons)) // model.neurons_per_layer for d in plan.doses if len(d.target.neurons)}
+    reference_runner = None
+    if model.kind == "causal-lm":
+        rows = _reference_rows(len(reference), config, seed=seed)
+        reference_runner = Runner(model, [reference[i] for i in rows], batch_size=config.batch_size,
+                                  max_length=config.max_length, start_layers=sorted(starts))
+    targets = primary_values([d.target for d in plan.doses])
+    off = reference_runner.run([d.target for d in plan.doses]) if reference_runner is not None else None
+    rows_out = []
+    for i, dose in enumerate(plan.doses):
+        dose_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        if i == plan.headline:
+            layer_values = np.asarray(ablation.null.values)
+        else:
+            layer_values = primary_values(dose.layer_null(config.null_sets, dose_seed)).effect
+        test = SequentialTest(float(targets.effect[i]), n_max=n_sets, larger_is_stronger=larger)
+        chunk = 0
+        while not test.done:
+            size = min(NULL_CHUNK, n_sets - len(test.values))
+            chunk_seed = int(np.random.SeedSequence([seed, i, chunk + 1]).generate_state(1)[0])
+            test.add(primary_values(dose.matched_null(size, chunk_seed)).effect)
+            chunk += 1
+        null = np.asarray(test.values)
+        layer = null_comparison(np.r_[targets.effect[i], layer_values], larger_is_stronger=larger)
+        row = DoseRow(k=dose.label, n_neurons=len(dose.target.neurons), mode="dampen" if dose.label == AURA
+                      else config.ablation_mode, effect=float(targets.effect[i]), null_mean=float(null.mean()),
+                      null_std=float(null.std(ddof=1)) if len(null) > 1 else 0.0,
+                      null_p95=float(np.percentile(null, 95 if larger else 5)), n_null_sets=len(null),
+                      stopped_early=test.stopped_early, p_value=test.p_value(),
+                      expected_direction=bool(targets.effect[i] > null.mean()) if larger
+                      else bool(targets.effect[i] < min(null.mean(), 0.0)),
+                      null_layer={"mean": float(layer_values.mean()), "n": len(layer_values),
+                                  "p95": float(np.percentile(layer_values, 95 if larger else 5)),
+                                  "p_value": layer["p_value"]},
+                      off_target=None, specificity=None)
+        if off is not None:
+            row.off_target = off_target_cost(off.loglik, off.loglik_ablated[i], off.kl[i], seed=seed + i,
+                                             n_resamples=config.bootstrap_resamples)
+            if targets.per_text is not None:
+                row.specificity = specificity_ratio(targets.per_text[i], off.kl[i], seed=seed + i,
+                                                    n_resamples=config.bootstrap_resamples)
+        rows_out.append(row)
+    ablation.dose_response = rows_out
+    ablation.selection = plan.selection
+    headline = rows_out[plan.headline]
+    ablation.n_null_sets = headline.n_null_sets
+    ablation.p_value_matched = headline.p_value
+    ablation.null_matched = {"mean": headline.null_mean, "std": headline.null_std, "n": headline.n_null_sets,
+                             "p95": headline.null_p95}
+    ablation.n_significant = plan.n_significant
+    ablation.max_null_sets = n_sets
+    if ablation.collateral is not ABSENT:  # measured already, for the generation check
+        pass
+    elif off is not None:
+        clean, ablated = float(np.exp(-off.loglik.mean())), float(np.exp(-off.loglik_ablated[plan.headline].mean()))
+        ablation.collateral = Collateral(metric="perplexity", n_texts=len(off.loglik), clean=clean, ablated=ablated,
+                                         change=ablated - clean, relative_change=ablated / clean - 1.0,
+                                         kl=float(off.kl[plan.headline].mean()))
+    else:
+        ablation.collateral = collateral_cost(model, reference, plan.doses[plan.headline].target, config, seed=seed)
+    return ablation
+
+
+@dataclass
+class _Values:
+    """The primary metric of each intervention, and per evaluated text where it is a mean over texts."""
+
+    effect: np.ndarray
+    per_text: np.ndarray | None
+
+
+def _concept_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, reference: Sequence[str], *,
+                      seed: int):
+    """Today's headline measurement (the headline dose and its layer-matched null on both sides, every
+    metric) and the primary metric's evaluator on the concept texts, for the doses."""
+    pos_eval, neg_eval = plan.extra["pos_eval"], plan.extra["neg_eval"]
     texts = probeset.texts
+    dose = plan.doses[plan.headline]
+    interventions = [dose.target, *dose.layer_null(config.null_sets, seed)]
     m = measure(model, [texts[i] for i in (*pos_eval, *neg_eval)], interventions, batch_size=config.batch_size,
                 max_length=config.max_length)
     pos, neg = np.arange(len(pos_eval)), np.arange(len(pos_eval), len(pos_eval) + len(neg_eval))
@@ -147,21 +353,77 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
     metrics["specificity"] = specificity_comparison(on_pos, on_neg)
     compared = {name: NullComparison.from_dict(values) for name, values in metrics.items()}
     headline = compared[primary]
-    collateral = collateral_cost(model, reference, interventions[0], config, seed=seed)
-    generation = None
+    ablation = Ablation(neurons=dose.target.pairs(model.neurons_per_layer), mode=config.ablation_mode,
+                        metric=primary, effect=headline.effect, null=headline.null, z=headline.z,
+                        p_value=headline.p_value, specificity=compared["specificity"].effect, metrics=compared,
+                        scales=dose.target.scale, offsets=dose.target.offset,
+                        evaluated={"n_positive": len(pos_eval), "n_negative": len(neg_eval), "seed": seed,
+                                   "chosen_on": plan.extra["chosen_on"]})
+    pair_eval = plan.extra["pair_eval"]
     if (config.generation_check and model.kind == "causal-lm" and pair_eval is not None
             and set(GENERATION_TAGS) & set(probeset.tags)):
+        collateral = ablation.collateral = collateral_cost(model, reference, dose.target, config, seed=seed)
         generation = generation_check(model, probeset, pair_eval, interventions, config, collateral, seed=seed)
-    ablation = Ablation(neurons=interventions[0].pairs(n_neurons), mode=config.ablation_mode, metric=primary,
-                        effect=headline.effect, null=headline.null, z=headline.z, p_value=headline.p_value,
-                        specificity=compared["specificity"].effect, metrics=compared,
-                        scales=interventions[0].scale, offsets=interventions[0].offset,
-                        evaluated={"n_positive": len(pos_eval), "n_negative": len(neg_eval), "seed": seed,
-                                   "chosen_on": {"n_positive": len(pos_select), "n_negative": len(neg_select)}},
-                        collateral=collateral)
-    if generation is not None:
-        ablation.generation = generation
-    return ablation
+        if generation is not None:
+            ablation.generation = generation
+    runner = Runner(model, [texts[i] for i in pos_eval], batch_size=config.batch_size, max_length=config.max_length,
+                    start_layers=sorted({int(np.min(d.target.neurons)) // model.neurons_per_layer
+                                         for d in plan.doses if len(d.target.neurons)}))
+
+    def primary_values(interventions: Sequence[Intervention]) -> _Values:
+        measured = runner.run(interventions)
+        if model.kind == "causal-lm":
+            return _Values(measured.kl.mean(axis=1), measured.kl)
+        shifts = cosine_shift(measured.embedding[None], measured.embedding_ablated)
+        return _Values(shifts.mean(axis=1), shifts)
+
+    return ablation, primary_values, True
+
+
+def _reference_rows(n: int, config: RunConfig, *, seed: int) -> np.ndarray:
+    """The reference texts the off-target cost is measured on (the same draw as :func:`collateral_cost`)."""
+    rng = np.random.default_rng(seed + 1)
+    return np.sort(rng.choice(n, size=min(n, config.reference_texts), replace=False))
+
+
+def correct_ablations(ablations: Sequence[Ablation | SkippedAblation | None]) -> int:
+    """Holm-correct every dose test of ``ablations`` as one family and write each dose's and each set's
+    ``p_corrected``, ``validated`` and ``verdict``; returns the family size."""
+    found = [a for a in ablations if isinstance(a, Ablation) and a.dose_response is not ABSENT]
+    rows = [row for a in found for row in a.dose_response]
+    if not rows:
+        return 0
+    adjusted = holm([row.p_value for row in rows])
+    for row, p in zip(rows, adjusted):
+        row.p_corrected = float(p)
+        row.validated = bool(p < FWER_ALPHA and row.expected_direction)
+        row.verdict = verdict(row.validated, row.expected_direction, row.stopped_early, row.n_null_sets)
+    for a in found:
+        a.correction, a.n_tests, a.correction_family = "holm", len(rows), CORRECTION_FAMILY
+        headline = next(row for row in a.dose_response if row.k == len(a.neurons) and row.k != AURA)
+        a.p_corrected, a.validated, a.verdict = headline.p_corrected, headline.validated, headline.verdict
+        validated = [row.k for row in a.dose_response if row.validated and row.k != AURA]
+        a.smallest_validated_k = min(validated) if validated else None
+    return len(rows)
+
+
+def verdict(validated: bool, expected_direction: bool, stopped_early: bool, n_sets: int) -> str:
+    """"validated"; "not resolved with N random sets" when the effect beat the random sets in the expected
+    direction until they ran out but the corrected p still missed 0.05; else "not distinguishable from random
+    neurons"."""
+    if validated:
+        return "validated"
+    if expected_direction and not stopped_early:
+        return f"not resolved with {n_sets} random sets"
+    return "not distinguishable from random neurons"
+
+
+def _check_drawable(target: np.ndarray, n_neurons: int) -> None:
+    layers, counts = np.unique(target // n_neurons, return_counts=True)
+    if (counts > n_neurons - counts).any():
+        raise AuditInputError(f"--ablate-k/--ablate-per-layer: {int(counts.max())} neurons of layer "
+                              f"{int(layers[counts.argmax()])} leave too few others to draw random sets from; "
+                              f"ablate at most {n_neurons // 2} per layer")
 
 
 def generation_check(model: Model, probeset: ProbeSet, pairs: np.ndarray, interventions: Sequence[Intervention],
@@ -220,10 +482,27 @@ def _sensitivity_change(model: Model, probeset: ProbeSet, items: np.ndarray, cle
                             change=float((after[usable] - before[usable]).mean()), ci95=[low, high])
 
 
-def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig, *,
-                    seed: int) -> Ablation | SkippedAblation:
-    """Ablate the top group-selective neurons (chosen on held-apart items) and measure how the output-level
-    disparity changes on the evaluation items, against random neuron sets."""
+def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,
+                    reference: Sequence[str] = (), *, seed: int, features: np.ndarray | None = None,
+                    n_sets: int | None = None) -> Ablation | SkippedAblation:
+    """Ablate the top group-selective neurons (chosen on held-apart items) at every dose and measure how the
+    output-level disparity changes on the evaluation items, against random neuron sets."""
+    if features is None:
+        features = reference_features(harvest(model, list(reference), batch_size=config.batch_size,
+                                               max_length=config.max_length, token_moments=True,
+                                               progress=False).token_stats())
+    plan = plan_paired(model, probeset, runs, config, features, seed=seed)
+    if isinstance(plan, SkippedAblation):
+        return plan
+    ablation = run_plan(model, probeset, plan, config, reference, n_sets=n_sets or sets_needed(plan.n_tests),
+                        seed=seed, runs=runs)
+    correct_ablations([ablation])
+    return ablation
+
+
+def plan_paired(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,
+                features: np.ndarray, *, seed: int) -> Plan | SkippedAblation:
+    """Choose the group-selective neurons on items held apart from the evaluation items; plan the doses."""
     n_neurons, groups = model.neurons_per_layer, list(probeset.groups)
     items, select = _split(len(probeset.items), config.ablation_texts, np.random.default_rng(seed))
     if len(select) < 2:
@@ -232,34 +511,55 @@ def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations
     ranked, aurocs = group_selective_ranking(responses[:, select], groups, [probeset.markers[i] for i in select])
     if not len(ranked):
         return SkippedAblation(skipped="no group-selective neuron in the items held apart for choosing neurons")
-    target = choose_targets(ranked, n_neurons, k=config.ablate_k, per_layer=config.ablate_per_layer)
-    scale_of = dict(zip(ranked.tolist(), aurocs))
+    headline = choose_targets(ranked, n_neurons, k=config.ablate_k, per_layer=config.ablate_per_layer)
+    _check_drawable(headline, n_neurons)
+    auroc = np.full(model.n_layers * n_neurons, 0.5)
+    auroc[ranked] = aurocs
     means = np.concatenate([acts.mean.reshape(acts.mean.shape[0], -1) for acts in runs]).mean(axis=0)
-    interventions = _interventions(target, config.ablation_mode, n_neurons, config, means=means,
-                                   scales=aura_scale([scale_of[int(t)] for t in target]), seed=seed)
+    doses, index = _doses(np.asarray(ranked, dtype=np.int64), aura_scale(auroc).reshape(model.n_layers, n_neurons),
+                          headline, config.ablation_mode, n_neurons, features, config, means=means,
+                          scale_of=lambda target: aura_scale(auroc[target]))
+    return Plan(kind="paired", doses=doses, headline=index, n_significant=len(ranked),
+                selection=selection_text(len(headline), "group-selective neurons", len(select), "items"),
+                extra={"items": items, "chosen_on": {"n_items": len(select)}})
+
+
+def _paired_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, runs: Sequence[Activations],
+                     *, seed: int):
+    """The headline dose against its layer-matched null with every reading (disparity change and its CI, the
+    preference share or the counterfactual sensitivity), and the disparity-change evaluator for the doses."""
+    n_neurons, groups, items = model.neurons_per_layer, list(probeset.groups), plan.extra["items"]
+    dose = plan.doses[plan.headline]
+    interventions = [dose.target, *dose.layer_null(config.null_sets, seed)]
     texts = [probeset.items[i][g] for g in groups for i in items]
-    m = measure(model, texts, interventions, batch_size=config.batch_size, max_length=config.max_length)
+    runner = Runner(model, texts, batch_size=config.batch_size, max_length=config.max_length,
+                    start_layers=sorted({int(np.min(d.target.neurons)) // n_neurons
+                                         for d in plan.doses if len(d.target.neurons)}))
     shape = (len(groups), len(items))
     if model.kind == "causal-lm":
         gap, metric = loglik_gap, "mean |log-likelihood gap| between groups"
-        clean = m.loglik.reshape(shape)
-        ablated = m.loglik_ablated.reshape(len(interventions), *shape)
     else:
         gap, metric = embedding_gap, "mean (1 - cosine) between an item's versions"
-        clean = m.embedding.reshape(*shape, -1)
-        ablated = m.embedding_ablated.reshape(len(interventions), *shape, -1)
+
+    def outputs(m: Measurements) -> tuple[np.ndarray, np.ndarray]:
+        if model.kind == "causal-lm":
+            return m.loglik.reshape(shape), m.loglik_ablated.reshape(len(m.loglik_ablated), *shape)
+        return m.embedding.reshape(*shape, -1), m.embedding_ablated.reshape(len(m.embedding_ablated), *shape, -1)
+
+    m = runner.run(interventions)
+    clean, ablated = outputs(m)
     before = gap(clean)
     changes = np.array([gap(a) - before for a in ablated])
     comparison = null_comparison(changes, larger_is_stronger=False)
     low, high = disparity_change_ci(gap, clean, ablated[0], seed=seed, n_resamples=config.bootstrap_resamples)
-    result = Ablation(neurons=interventions[0].pairs(n_neurons), mode=config.ablation_mode, metric=metric,
+    result = Ablation(neurons=dose.target.pairs(n_neurons), mode=config.ablation_mode, metric=metric,
                       disparity_clean=before, disparity_ablated=before + changes[0], effect=changes[0],
                       ci95=[low, high], null=NullDistribution.from_dict(comparison["null"]), z=comparison["z"],
                       p_value=comparison["p_value"],
                       p_value_meaning="share of random sets that reduce the disparity at least as much",
-                      evaluated={"n_items": len(items), "seed": seed, "chosen_on": {"n_items": len(select)}})
+                      evaluated={"n_items": len(items), "seed": seed, "chosen_on": plan.extra["chosen_on"]})
     if model.kind != "causal-lm" and not probeset.compares_languages:
-        result.sensitivity = _sensitivity_change(model, probeset, items, clean, ablated[0], interventions[0],
+        result.sensitivity = _sensitivity_change(model, probeset, items, clean, ablated[0], dose.target,
                                                  config, seed=seed + 2)
     if model.kind == "causal-lm" and not probeset.compares_languages:  # the preference score on the same items:
         # sentence log-likelihood = mean × tokens (translations have no preferred version)
@@ -272,4 +572,9 @@ def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations
             metric=f"share of items whose {groups[0]} version has the higher sentence log-likelihood than its "
                    f"{groups[1]} version", n_items=len(items), clean=share_clean, ablated=share_ablated,
             change=share_ablated - share_clean, ci95=[low, high])
-    return result
+
+    def primary_values(doses: Sequence[Intervention]) -> _Values:
+        _, under = outputs(runner.run(doses))
+        return _Values(np.array([gap(a) - before for a in under]), None)
+
+    return result, primary_values, False

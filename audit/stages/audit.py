@@ -26,7 +26,6 @@ from ..probes.probeset import ProbeSet
 from ..probes.reference import load_reference
 from ..provenance import package_versions
 from ..results.contract import (
-    Ablation,
     AuditResult,
     ConceptSection,
     ModelInfo,
@@ -35,7 +34,8 @@ from ..results.contract import (
     RunInfo,
     SkippedAblation,
 )
-from .ablation import concept_ablation, paired_ablation
+from ..analysis.multiple_testing import sets_needed
+from .ablation import Plan, correct_ablations, plan_concept, plan_paired, reference_features, run_plan
 from .concept import concept_section
 from .evidence import Responses, attach_evidence, neuron_classes
 from .explain import attach_explanations
@@ -62,6 +62,8 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     aurocs: dict[str, np.ndarray] = {}
     reported: list[tuple[NeuronEntry, str, Responses]] = []
     truncated = 0
+    plans: list[tuple[ConceptSection | PairedSection, ProbeSet, Sequence[Activations], Any, int]] = []
+    reference_acts: Activations | None = None
 
     def collect(texts: Sequence[str], *, token_moments: bool = False, outputs: bool = False,
                 description: str) -> Activations:
@@ -92,10 +94,24 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         reported += reported_responses(probeset, section, runs, config.pooling)
         timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
         if config.ablation:
+            if reference_acts is None:
+                reference_acts = collect(reference, token_moments=True, description="reference")
             tick = time.perf_counter()
-            section.ablation = ablation_section(model, probeset, runs, config, reference, seed=seed)
+            plan = ablation_plan(model, probeset, runs, config, reference_features(reference_acts.token_stats()),
+                                 seed=seed)
+            plans.append((section, probeset, runs, plan, seed))
             timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
+    if plans:  # every set's doses are one correction family, so the number of random sets is known only now
+        n_tests = sum(plan.n_tests for *_, plan, _ in plans if isinstance(plan, Plan))
+        n_sets = sets_needed(max(n_tests, 1))
+        for section, probeset, runs, plan, seed in plans:
+            tick = time.perf_counter()
+            section.ablation = plan if isinstance(plan, SkippedAblation) else run_plan(
+                model, probeset, plan, config, reference, n_sets=n_sets, seed=seed, runs=runs)
+            timings[f"ablation:{probeset.name}"] += time.perf_counter() - tick
+        correct_ablations([section.ablation for section, *_ in plans])
+        del plans
     classes = None
     if config.neuron_classes and model.kind == "causal-lm":
         tick = time.perf_counter()
@@ -103,7 +119,8 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         timings["neuron_classes"] = time.perf_counter() - tick
     if config.evidence:
         tick = time.perf_counter()
-        reference_acts = collect(reference, token_moments=True, description="reference")
+        if reference_acts is None:
+            reference_acts = collect(reference, token_moments=True, description="reference")
         attach_evidence(model, reported, aurocs, reference, reference_acts,
                         classes=classes[1] if classes is not None else None)
         timings["evidence"] = time.perf_counter() - tick
@@ -182,12 +199,12 @@ def reported_responses(probeset: ProbeSet, section: ConceptSection | PairedSecti
     return found
 
 
-def ablation_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,
-                     reference: Sequence[str], *, seed: int) -> Ablation | SkippedAblation:
-    """Causal validation of this set's flagged neurons against random-neuron baselines."""
+def ablation_plan(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,
+                  features: np.ndarray, *, seed: int) -> Plan | SkippedAblation:
+    """The neurons this set's ablation will test (chosen on held-apart texts) and its doses."""
     if probeset.kind == "concept":
-        return concept_ablation(model, probeset, runs[0], config, reference, seed=seed)
-    return paired_ablation(model, probeset, runs, config, seed=seed)
+        return plan_concept(model, probeset, runs[0], config, features, seed=seed)
+    return plan_paired(model, probeset, runs, config, features, seed=seed)
 
 
 def caveats(sections: Sequence[ConceptSection | PairedSection], config: RunConfig) -> list[str]:
@@ -200,10 +217,13 @@ def caveats(sections: Sequence[ConceptSection | PairedSection], config: RunConfi
         "Findings hold for these probe texts; other wordings, domains or languages may activate other neurons.",
     ]
     if config.ablation:
-        notes.append(f"Ablation effects are measured on up to {config.ablation_texts} texts per side (or items) "
-                     f"and compared with {config.null_sets} random neuron sets, so the smallest possible empirical "
-                     f"p-value is 1/{config.null_sets + 1}; neurons often act jointly, so the effect of a set is not "
-                     "the sum of its members' effects.")
+        notes.append(f"Ablation effects are measured on up to {config.ablation_texts} texts per side (or items). "
+                     "Each dose is tested against random neuron sets matched on layer and on activation density "
+                     "and mean over the reference corpus, drawn until 10 of them match the effect (Besag–Clifford) "
+                     "or until enough are drawn for the smallest p to clear 0.05 after Holm's correction across "
+                     f"every dose of every probe set; a layer-matched null of {config.null_sets} sets is shown "
+                     "beside it. Neurons often act jointly, so the effect of a set is not the sum of its members' "
+                     "effects.")
     for section in sections:
         if section.truncated_texts:
             notes.append(f"{section.name}: {section.truncated_texts} texts were longer than "

@@ -60,8 +60,51 @@ def test_policy_verdicts_and_exit_codes(audit_dir, tmp_path, capsys):
         policy = {"file": "p.yaml", "sha256": "", "checks": [{"probeset": "planted", "metric": metric, "max": 0}]}
         return evaluate(policy, results)["checks"][0]["value"]
 
-    significant = results["probesets"][0]["ablation"]["p_value"] <= 0.05
-    assert value("validated_selective_neurons") == (value("selective_neurons") if significant else 0.0)
+    validated = results["probesets"][0]["ablation"]["validated"]  # Holm-corrected p < 0.05, expected direction
+    assert value("validated_selective_neurons") == (value("selective_neurons") if validated else 0.0)
+    flipped = json.loads(json.dumps(results))
+    flipped["probesets"][0]["ablation"]["validated"] = not validated
+    policy = {"file": "p.yaml", "sha256": "", "checks": [{"probeset": "planted", "metric": "validated_selective_neurons",
+                                                          "max": 0}]}
+    assert evaluate(policy, flipped)["checks"][0]["value"] == (0.0 if validated else value("selective_neurons"))
+
+
+def test_ablation_block_shows_verdict_nulls_and_dose_response(audit_dir, tmp_path):
+    results = json.loads((audit_dir / "results.json").read_text())
+    html = (audit_dir / "report.html").read_text()
+    for section in results["probesets"]:
+        a = section["ablation"]
+        if "skipped" in a:
+            continue
+        assert a["correction"] == "holm" and a["verdict"] in html and a["selection"] in html
+        assert a["n_tests"] == sum(len(s["ablation"].get("dose_response", [])) for s in results["probesets"])
+    assert "causally validated" not in html
+    assert "Dose–response" in html and "neurons ablated, k" in html and "Holm" in html
+    assert "95 % CI" in html and "activation-matched" in html
+    old = json.loads(json.dumps(results))  # a results.json written before the dose–response existed
+    for section in old["probesets"]:
+        for key in ("dose_response", "verdict", "validated", "p_corrected", "null_matched", "p_value_matched",
+                    "n_null_sets", "max_null_sets", "correction", "n_tests", "correction_family", "selection",
+                    "smallest_validated_k", "n_significant"):
+            section["ablation"].pop(key, None)
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert main(["render", str(tmp_path / "old.json"), "--out", str(tmp_path / "old"), "--no-pdf"]) == 0
+    rendered = (tmp_path / "old" / "report.html").read_text()
+    assert "uncorrected" in rendered and "Dose–response" not in rendered
+
+
+def test_dose_response_plot_has_axes_band_and_points():
+    from audit.results.plots import dose_response
+
+    rows = [{"k": 1, "effect": 0.1, "null_mean": 0.01, "null_p95": 0.03, "validated": True},
+            {"k": 10, "effect": 0.5, "null_mean": 0.02, "null_p95": 0.05, "validated": True},
+            {"k": "aura", "effect": 0.3, "null_mean": 0.1, "null_p95": 0.2, "validated": False}]
+    svg = dose_response(rows, "t", y_title="nats")
+    assert svg.startswith("<svg") and "neurons ablated, k" in svg and ">nats<" in svg
+    assert ">1<" in svg and ">10<" in svg and ">AurA<" in svg  # x ticks
+    assert ">0.5<" in svg and ">0<" in svg  # y ticks: the top and zero
+    assert svg.count("<circle") == 4 and "<polygon" in svg and "<polyline" in svg  # 3 points + legend, band, line
+    assert dose_response([], "t", y_title="x") == ""
 
 
 @pytest.mark.parametrize("document, message", [

@@ -23,7 +23,16 @@ from audit.model.interventions import aura_scale, make_intervention, measure
 from audit.probes.probeset import load_probesets
 from audit.probes.reference import load_reference
 from audit.results.io import dumps, to_json
-from audit.stages.ablation import choose_targets, concept_ablation
+from audit.stages.ablation import (
+    AURA,
+    _doses,
+    choose_targets,
+    concept_ablation,
+    correct_ablations,
+    plan_concept,
+    reference_features,
+    run_plan,
+)
 from tests import tiny
 from tests.conftest import PLANTED_NEURON
 
@@ -33,7 +42,8 @@ def to_json_ablation(*args, **kwargs) -> dict:
     return to_json(concept_ablation(*args, **kwargs))
 
 
-CONFIG = RunConfig(progress=False, ablate_k=1, bootstrap_resamples=200, reference_texts=20)
+CONFIG = RunConfig(progress=False, ablate_k=1, bootstrap_resamples=200, reference_texts=20, null_sets=10,
+                   dose_max=3)
 
 
 def test_null_sets_match_layers_and_avoid_targets():
@@ -85,18 +95,78 @@ def planted(planted_model, concept_yaml):
     return probeset, acts, concept_selectivity(acts.pooled(), probeset.labels)
 
 
-def test_planted_neuron_ablation_beats_every_null(planted_model, planted):
+@pytest.fixture(scope="module")
+def features(planted_model):
+    """Density and mean of every planted-model neuron over a slice of the reference corpus."""
+    stats = harvest(planted_model, load_reference()[:80], token_moments=True, progress=False).token_stats()
+    return reference_features(stats)
+
+
+def test_planted_neuron_ablation_is_validated_with_enough_sets(planted_model, planted, features):
     probeset, acts, result = planted
-    section = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
+    kwargs = {"seed": 0, "features": features}
+    section = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), **kwargs)
     assert section["neurons"] == [[0, PLANTED_NEURON]] and section["metric"] == "kl_positive"
-    assert section["p_value"] <= 1 / 21 and section["null"]["n"] == 20 and section["z"] > 10
+    assert section["p_value"] <= 1 / 11 and section["null"]["n"] == 10 and section["z"] > 10
     assert section["specificity"] is None or section["specificity"] > 100
     assert section["metrics"]["loglik_change_positive"]["effect"] != 0
     assert section["collateral"]["metric"] == "perplexity" and section["collateral"]["n_texts"] == 20
-    again = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
-    assert dumps(again) == dumps(section)  # deterministic under a seed
-    other = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=1)
-    assert dumps(other["null"]) != dumps(section["null"])
+    # resolved and corrected: every dose is a test; ⌈m/α⌉ sets let the smallest p clear 0.05 after Holm
+    m = section["n_tests"]
+    assert m == len(section["dose_response"]) and section["correction"] == "holm"
+    assert section["max_null_sets"] == int(np.ceil(m / 0.05)) >= m / 0.05 - 1
+    assert section["n_null_sets"] == section["max_null_sets"] and section["p_value_matched"] == 1 / (m / 0.05 + 1)
+    assert section["p_corrected"] < 0.05 and section["validated"] and section["verdict"] == "validated"
+    assert section["smallest_validated_k"] == 1
+    assert section["selection"].startswith("top 1 neurons by AUROC") and "held-apart" in section["selection"]
+    rows = section["dose_response"]
+    assert rows[-1]["k"] == AURA and rows[-1]["mode"] == "dampen"
+    assert all(r["off_target"]["kl"] > 0 and len(r["off_target"]["perplexity_change_ci"]) == 2 for r in rows)
+    assert rows[0]["specificity"]["value"] > 1 and rows[0]["specificity"]["ci"][0] <= rows[0]["specificity"]["value"]
+    assert section["null_matched"]["n"] == section["n_null_sets"]
+
+
+def test_dose_response_grows_with_k_on_the_planted_model(tokenizer, concept_yaml, tmp_path):
+    """Twelve planted neurons read the concept: ablating more of them does more."""
+    from audit.model.loading import load_model
+
+    plants = [tiny.Plant(neuron, (tuple(tiny.CONCEPT),)) for neuron in range(20, 32)]
+    model = load_model(str(tiny.save(tiny.build_planted_gpt2(tokenizer, plants, strength=4.0), tokenizer,
+                                     tmp_path / "m")),
+                       device="cpu")
+    (probeset,) = load_probesets([concept_yaml])
+    acts = harvest(model, probeset.texts, progress=False)
+    features = reference_features(harvest(model, load_reference()[:40], token_moments=True,
+                                          progress=False).token_stats())
+    config = RunConfig(progress=False, ablate_k=3, bootstrap_resamples=200, reference_texts=20, null_sets=5,
+                       dose_max=10, ablation_mode="zero")
+    plan = plan_concept(model, probeset, acts, config, features, seed=0)
+    ladder = [d for d in plan.doses if d.label != AURA]
+    assert [d.label for d in ladder] == [1, 3, 10] and plan.n_significant >= 10
+    ablation = run_plan(model, probeset, plan, config, load_reference(), n_sets=20, seed=0)
+    correct_ablations([ablation])
+    effects = [row.effect for row in ablation.dose_response if row.k != AURA]
+    assert effects == sorted(effects) and effects[-1] > 2 * effects[0]  # more of them ablated, a larger effect
+    assert all(row.effect > row.null_p95 for row in ablation.dose_response if row.k != AURA)
+
+
+def test_non_causal_neurons_are_not_distinguishable_and_stop_early(planted_model, planted, features):
+    probeset, acts, _ = planted
+    plan = plan_concept(planted_model, probeset, acts, CONFIG, features, seed=0)
+    ordinary = np.array([128 + 60])  # a layer-1 neuron that reads nothing planted
+    means = np.zeros(256)
+    plan.doses, plan.headline = _doses(ordinary, np.ones((2, 128)), ordinary, "zero", 128, features, CONFIG,
+                                       means=means, scale_of=lambda t: np.zeros(len(t)))
+    ablation = run_plan(planted_model, probeset, plan, CONFIG, load_reference(), n_sets=400, seed=0)
+    correct_ablations([ablation])
+    (row,) = ablation.dose_response
+    assert row.stopped_early and row.n_null_sets < 100  # Besag–Clifford: 10 random sets matched it early
+    assert row.p_value == pytest.approx(10 / row.n_null_sets)
+    assert ablation.verdict == "not distinguishable from random neurons" and not ablation.validated
+    assert ablation.smallest_validated_k is None
+    again = run_plan(planted_model, probeset, plan, CONFIG, load_reference(), n_sets=400, seed=0)
+    assert again.dose_response[0].to_dict() | {"p_corrected": 0, "validated": 0, "verdict": 0} == \
+        row.to_dict() | {"p_corrected": 0, "validated": 0, "verdict": 0}  # deterministic under a seed
 
 
 def test_ordinary_neuron_ablation_is_not_significant(planted_model, planted):
@@ -181,13 +251,53 @@ def test_ablation_is_skipped_without_selective_neurons(planted_model, tmp_path):
 
 def test_too_many_ablated_neurons_per_layer_is_an_input_error():
     from audit.errors import AuditInputError
-    from audit.stages.ablation import _interventions
+    from audit.stages.ablation import _check_drawable
 
-    config = RunConfig(progress=False)
     with pytest.raises(AuditInputError, match="--ablate-k/--ablate-per-layer: 100 neurons of layer 0"):
-        _interventions(np.arange(100), "zero", 128, config, means=np.zeros(256), scales=np.zeros(100), seed=0)
-    assert len(_interventions(np.arange(64), "zero", 128, config, means=np.zeros(256), scales=np.zeros(64),
-                              seed=0)) == 21
+        _check_drawable(np.arange(100), 128)
+    _check_drawable(np.arange(64), 128)
+
+
+def test_aura_scale_is_apples_formula():
+    """apple/ml-aura: α = 1 − 2·(AUROC − 0.5) for a neuron with AUROC > 0.5; the others are left alone."""
+    auroc = np.array([0.95, 0.8, 0.6, 0.5, 0.3])
+    hand = [1 - 2 * (0.95 - 0.5), 1 - 2 * (0.8 - 0.5), 1 - 2 * (0.6 - 0.5), 1.0, 1.0]
+    assert aura_scale(auroc) == pytest.approx(hand)
+    assert aura_scale(np.array([1.0]))[0] == 0.0  # a perfect neuron is silenced
+
+
+def test_verdict_strings():
+    from audit.stages.ablation import verdict
+
+    assert verdict(True, True, False, 80) == "validated"
+    assert verdict(False, True, False, 80) == "not resolved with 80 random sets"
+    assert verdict(False, True, True, 23) == "not distinguishable from random neurons"
+    assert verdict(False, False, False, 80) == "not distinguishable from random neurons"
+
+
+def test_runner_from_the_first_ablated_layer_matches_a_full_forward(planted_model, planted, tmp_path):
+    """Forwards that start at the first rewritten layer (the stream before it kept) give the full forward's
+    numbers, on a causal LM and on an encoder."""
+    from audit.model.interventions import Runner
+    from audit.model.loading import load_model
+
+    probeset, _, _ = planted
+    texts = probeset.texts[:10]
+    runs = [make_intervention(s, "zero") for s in ([128 + 3, 128 + 9], [128 + 17], [PLANTED_NEURON, 140])]
+    skipping = Runner(planted_model, texts, batch_size=4, start_layers=[1])
+    full = Runner(planted_model, texts, batch_size=4)
+    assert [skipping.start_layer(r) for r in runs] == [1, 1, 0]
+    a, b = skipping.run(runs), full.run(runs)
+    np.testing.assert_allclose(a.kl, b.kl, atol=1e-6)
+    np.testing.assert_allclose(a.loglik_ablated, b.loglik_ablated, atol=1e-5)
+    assert a.kl[0].max() > 0
+    tokenizer = tiny.build_tokenizer(bert_style=True)
+    bert = load_model(str(tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")), device="cpu")
+    runs = [make_intervention([96 + 5, 96 + 7], "zero"), make_intervention([96 + 1], "zero")]
+    a = Runner(bert, texts, batch_size=3, start_layers=[1], max_stack=6).run(runs)
+    b = Runner(bert, texts, batch_size=3).run(runs)
+    np.testing.assert_allclose(a.embedding_ablated, b.embedding_ablated, atol=1e-5)
+    assert np.abs(a.embedding_ablated[0] - a.embedding).max() > 0
 
 
 def test_stacked_interventions_match_one_at_a_time(planted_model, planted):

@@ -75,6 +75,54 @@ def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequenc
     return results
 
 
+def neurons_activations(model: Model, neurons: Sequence[tuple[int, int]], sequences: Sequence[Sequence[int]], *,
+                        batch_size: int = 64) -> list[np.ndarray]:
+    """Per sequence of real-token ids, every listed neuron's activation at every real token, as a
+    (tokens × neurons) array: one forward per batch shared by all neurons, stopped after the deepest of their
+    layers (no LM head)."""
+    results: list[np.ndarray] = [np.zeros((0, len(neurons)), np.float32)] * len(sequences)
+    if not sequences or not neurons:
+        return results
+    columns: dict[int, list[int]] = {}
+    for column, (layer, _) in enumerate(neurons):
+        columns.setdefault(layer, []).append(column)
+    index = {layer: torch.tensor([neurons[c][1] for c in cols]) for layer, cols in columns.items()}
+    deepest = max(columns)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    captured: dict[int, torch.Tensor] = {}
+
+    def read(at: int, x: torch.Tensor) -> None:
+        if at in index:
+            captured[at] = x[:, :, index[at].to(x.device)].float().cpu()
+        if at == deepest:
+            raise _Stop
+
+    pad = model.tokenizer.pad_token_id
+    pad = pad if pad is not None else 0
+    with torch.inference_mode(), model.sites.hooked(read):
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            wrapped = [wrap(model, sequences[i]) for i in rows]
+            width = max(len(full) for full, _ in wrapped)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, (full, _) in enumerate(wrapped):
+                ids[r, :len(full)] = torch.tensor(full)
+                mask[r, :len(full)] = 1
+            try:
+                forward(model, {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)},
+                        outputs=False)
+            except _Stop:
+                pass
+            block = np.zeros((len(rows), width, len(neurons)), np.float32)
+            for layer, cols in columns.items():
+                block[:, :, cols] = captured[layer].numpy()
+            for r, i in enumerate(rows):
+                offset = wrapped[r][1]
+                results[i] = block[r, offset:offset + len(sequences[i])].copy()
+    return results
+
+
 def context_ids(model: Model, texts: Sequence[str], max_length: int) -> list[dict]:
     """Each text's real-token ids, token strings and character spans (truncated like harvest)."""
     if not texts:

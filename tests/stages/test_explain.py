@@ -94,3 +94,43 @@ def test_bad_word_vectors_are_input_errors(tmp_path, name, content, message):
 def test_model_embedding_neighbours_of_a_planted_word(planted_model):
     vectors = embedding_vectors(planted_model)
     assert {w for w, _ in vectors.neighbours("poison", 4)} <= set(tiny.CONCEPT) - {"poison"}
+
+
+WEAK_SECOND = 5  # reads the concept at full strength and a second word class at 0.85 (≈ 0.75 of the activation)
+
+
+@pytest.fixture(scope="module")
+def weighted_model(tokenizer, tmp_path_factory):
+    from audit.model.loading import load_model
+
+    plants = [tiny.Plant(PLANTED_NEURON, (tuple(tiny.CONCEPT),)),
+              tiny.Plant(WEAK_SECOND, (tuple(tiny.CONCEPT), tuple(tiny.SECOND)), weights=(1.0, 0.85))]
+    folder = tiny.save(tiny.build_planted_gpt2(tokenizer, plants), tokenizer, tmp_path_factory.mktemp("weighted"))
+    return load_model(str(folder), device="cpu")
+
+
+@pytest.mark.parametrize("second_share", [0.06, 0.24])
+def test_second_word_class_below_concept_strength_is_polysemantic(weighted_model, concept_yaml, tmp_path,
+                                                                  second_share):
+    """Issue 22's planted cases: a second class at 0.5–0.9 of the concept strength in 5–25 % of general lines is
+    polysemantic; the single concept present in 2 % of general lines stays monosemantic."""
+    n_second = round(second_share * 400)
+    lines = (tiny.sentences(392 - n_second, seed=31) + tiny.sentences(8, seed=32, insert=tiny.CONCEPT)
+             + tiny.sentences(n_second, seed=33, insert=tiny.SECOND))
+    (tmp_path / "reference.txt").write_text("\n".join(lines), encoding="utf-8")
+    config = RunConfig(top_k=10, progress=False, bootstrap_resamples=200, ablation=False,
+                       reference=str(tmp_path / "reference.txt"))
+    result = audited(weighted_model, load_probesets([concept_yaml]), config)
+    by = {(n["layer"], n["neuron"]): n for n in result["probesets"][0]["neurons"]}
+    single, second = by[(0, PLANTED_NEURON)], by[(0, WEAK_SECOND)]
+    assert single["polysemanticity"]["verdict"] == MONOSEMANTIC, single["polysemanticity"]["reasons"]
+    assert second["polysemanticity"]["verdict"] == POLYSEMANTIC, second["polysemanticity"]["reasons"]
+    assert any(word in second["polysemanticity"]["reasons"][0] for word in tiny.SECOND)
+    # the card's numbers: every score defined with CI and both baselines; the causal check supports it
+    scores = single["explanation"]["scores"]
+    for kind in ("detection", "fuzzing", "simulation", "f1"):
+        row = scores[kind]
+        assert row["value"] is not None and row["ci"][0] <= row["value"] <= row["ci"][1] + 1e-9
+        assert set(row["baselines"]) == {"token_lookup", "random_explanation"} and row["reading"]
+    assert scores["detection"]["value"] >= 0.9 and single["explanation"]["heldout"]["concept_items"] > 0
+    assert single["explanation"]["causal"]["supported"] is True

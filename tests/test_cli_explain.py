@@ -48,7 +48,7 @@ def test_search_finds_neurons_by_token(planted_folder, concept_yaml, tmp_path, c
                  "--no-progress", "--top-k", "5", "--no-pdf", "--no-ablation"]) == 0
     result = json.loads((out / "results.json").read_text())
     cards = (out / "report.html").read_text()
-    assert "Token graph (N2G)" in cards and "<svg" in cards
+    assert "Graph (N2G) in whole words" in cards and "<svg" in cards
     capsys.readouterr()
     assert main(["search", str(out / "results.json"), "--token", "arsenic"]) == 0
     printed = capsys.readouterr().out

@@ -394,22 +394,64 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
         model, general, neurons, k=REFERENCE_CONTEXTS, sample=HELDOUT_SAMPLE, seed=seed, batch_size=batch_size,
         max_length=max_length, description="explain", job=job)
     reference, sample = found.top, list(dict.fromkeys(found.sample.texts))
-    common = common_words(sample)
     contexts_s = time.perf_counter() - tick
 
-    built: dict[tuple[int, int, str], Built] = {}
-    forward_s = 0.0
+    jobs = []
+    for entry, owner, _ in entries:
+        state = by_set[owner]
+        jobs.append((entry.layer, entry.neuron, owner, state.contexts(state.neurons.index((entry.layer, entry.neuron)))))
+    general_top = {n: reference.contexts(reference.neurons.index(n)) for n in neurons}
+    batch = explain_batch(model, jobs, texts_by_set, sample, general_top, vectors, max_length=max_length,
+                          batch_size=batch_size, seed=seed)
+    built, forward_s, encoded, index, values, column = (batch.built, batch.forward_s, batch.encoded, batch.index,
+                                                       batch.values, batch.column)
+    sample_rows = [(encoded[index[t]], t, values[index[t]]) for t in sample if t in index]
     for entry, owner, _ in entries:
         key = (entry.layer, entry.neuron, owner)
+        entry.explanation = Explanation.from_dict(dict(built[key].record))
+        judged = owner in concept_sets and getattr(entry, "direction", None) == "positive"
+        evidence = getattr(entry, "polysemanticity", None)
+        if judged and evidence is not None and evidence.threshold is not ABSENT and built[key].top > 0:
+            _revise_verdict(entry, evidence, built[key], [(enc, text, v[:, column[key[:2]]])
+                                                         for enc, text, v in sample_rows], vectors)
+    _link_similar(entries)
+    spent = time.perf_counter() - tick - contexts_s
+    return {"contexts": contexts_s, "explain": spent, "forward": forward_s,
+            "per_neuron": spent / max(len(built), 1)}
+
+
+@dataclass
+class Batch:
+    """Explanations of many neurons and the shared held-out pass they were scored on."""
+
+    built: dict[tuple[int, int, str], Built]
+    forward_s: float
+    encoded: list[dict]
+    index: dict[str, int]  # held-out text -> its row in ``encoded`` / ``values``
+    values: list[np.ndarray]  # per held-out text: tokens × neurons
+    column: dict[tuple[int, int], int]
+
+
+def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dict]]], texts_by_set: dict[str, list[str]],
+                  sample: Sequence[str], general_top: dict[tuple[int, int], list[dict]], vectors: WordVectors, *,
+                  max_length: int = 128, batch_size: int = 32, seed: int = 0) -> Batch:
+    """Build, score and causally check the explanation of each job (layer, neuron, probe set, its top
+    contexts there). Held out per neuron: the general ``sample``, its ``general_top`` contexts and the items of
+    its probe set it did not learn from; all read in one pass for every neuron, the ablations batched across
+    neurons. The random baseline is another job's explanation."""
+    sample = list(sample)
+    built: dict[tuple[int, int, str], Built] = {}
+    forward_s = 0.0
+    common = common_words(sample)
+    neurons = sorted({(layer, neuron) for layer, neuron, _, _ in jobs})
+    for layer, neuron, owner, train in jobs:
+        key = (layer, neuron, owner)
         if key not in built:
-            state = by_set[owner]
-            built[key] = build_explanation(model, entry.layer, entry.neuron,
-                                           state.contexts(state.neurons.index((entry.layer, entry.neuron))),
-                                           vectors, common=common, setting=owner, max_length=max_length, seed=seed)
+            built[key] = build_explanation(model, layer, neuron, train, vectors, common=common, setting=owner,
+                                           max_length=max_length, seed=seed)
             forward_s += built[key].forward_s
 
-    # every held-out text once, every reported neuron read in the same pass
-    general_top = {n: reference.contexts(reference.neurons.index(n)) for n in neurons}
+    # every held-out text once, every neuron read in the same pass
     owners = sorted({key[2] for key in built})
     texts = list(dict.fromkeys(sample + [c["text"] for n in neurons for c in general_top[n]]
                                + [t for owner in owners for t in texts_by_set[owner]]))
@@ -452,19 +494,7 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
         if built[key].graph is not None and built[key].top > 0:
             built[key].record["causal"] = _causal([row for _, row in mine], changes[[i for i, _ in mine]],
                                                   np.random.default_rng(seed + 7))
-    sample_rows = [(encoded[index[t]], t, values[index[t]]) for t in sample if t in index]
-    for entry, owner, _ in entries:
-        key = (entry.layer, entry.neuron, owner)
-        entry.explanation = Explanation.from_dict(dict(built[key].record))
-        judged = owner in concept_sets and getattr(entry, "direction", None) == "positive"
-        evidence = getattr(entry, "polysemanticity", None)
-        if judged and evidence is not None and evidence.threshold is not ABSENT and built[key].top > 0:
-            _revise_verdict(entry, evidence, built[key], [(enc, text, v[:, column[key[:2]]])
-                                                         for enc, text, v in sample_rows], vectors)
-    _link_similar(entries)
-    spent = time.perf_counter() - tick - contexts_s
-    return {"contexts": contexts_s, "explain": spent, "forward": forward_s,
-            "per_neuron": spent / max(len(built), 1)}
+    return Batch(built, forward_s, encoded, index, values, column)
 
 
 def _revise_verdict(entry: Any, evidence: Any, built: Built, lines: list[tuple[dict, str, np.ndarray]],

@@ -137,16 +137,25 @@ def _f1(s: np.ndarray) -> np.ndarray:
     return np.where(tp + fn > 0, value, np.nan)
 
 
+def resample_counts(n: int, rng: np.random.Generator, resamples: int = RESAMPLES) -> np.ndarray:
+    """(resamples × n) counts of each unit in bootstrap resamples of ``n`` units with replacement."""
+    if not n:
+        return np.zeros((resamples, 0))
+    flat = np.repeat(np.arange(resamples) * n, n) + rng.integers(0, n, resamples * n)
+    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(float)
+
+
 def bootstrap(stats: np.ndarray, score: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator, *,
-              resamples: int = RESAMPLES) -> tuple[float | None, list[float] | None]:
+              resamples: int = RESAMPLES, counts: np.ndarray | None = None) -> tuple[float | None, list[float] | None]:
     """The score of the summed per-unit ``stats`` and its 95 % percentile interval over ``resamples``
-    resamples of the units with replacement (resamples where the score is undefined are dropped)."""
+    resamples of the units with replacement (resamples where the score is undefined are dropped). ``counts``
+    (from :func:`resample_counts`) lets several predictors share the same resamples."""
     if not len(stats):
         return None, None
     value = float(score(stats.sum(axis=0)))
     if not np.isfinite(value):
         return None, None
-    counts = rng.multinomial(len(stats), np.full(len(stats), 1 / len(stats)), size=resamples)
+    counts = resample_counts(len(stats), rng, resamples) if counts is None else counts
     samples = score(counts @ stats)
     samples = samples[np.isfinite(samples)]
     ci = [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))] if len(samples) else None
@@ -164,9 +173,12 @@ def _undefined_reason(kind: str, actual_any: bool, actual_all: bool, flat_predic
 
 def score_predictor(predicted: Sequence[np.ndarray], actual: Sequence[np.ndarray], sample: np.ndarray,
                     fuzz: list[tuple[int, np.ndarray, bool]], rng: np.random.Generator, *,
-                    fire: float = FIRE, resamples: int = RESAMPLES) -> dict[str, dict[str, Any]]:
+                    fire: float = FIRE, resamples: int = RESAMPLES,
+                    counts: dict[int, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
     """The four scores of one predictor (per-token predicted normalised activations per context) against
-    the real ones, on a shared detection ``sample`` and shared ``fuzz`` items."""
+    the real ones, on a shared detection ``sample`` and shared ``fuzz`` items. ``counts``: shared bootstrap
+    resamples keyed by the number of units."""
+    counts = {} if counts is None else counts
     out: dict[str, dict[str, Any]] = {}
     fires = np.array([np.max(a) >= fire for a in actual]) if len(actual) else np.zeros(0, bool)
     predicted_fires = np.array([np.max(p) >= fire if len(p) else False for p in predicted])
@@ -181,7 +193,9 @@ def score_predictor(predicted: Sequence[np.ndarray], actual: Sequence[np.ndarray
     flat_act = bool(len(sample)) and np.ptp(np.concatenate([np.asarray(actual[i], float) for i in sample])) == 0
     for kind, stats, fn in (("detection", det, _ba), ("fuzzing", fz, _ba), ("simulation", sim, _corr),
                             ("f1", f1, _f1)):
-        value, ci = bootstrap(stats, fn, rng, resamples=resamples)
+        if len(stats) not in counts:
+            counts[len(stats)] = resample_counts(len(stats), rng, resamples)
+        value, ci = bootstrap(stats, fn, rng, resamples=resamples, counts=counts[len(stats)])
         row: dict[str, Any] = {"value": value, "ci": ci}
         if value is None:
             row["reason"] = _undefined_reason(kind, bool(fires.any()), bool(fires.all()), flat_pred, flat_act)
@@ -201,7 +215,8 @@ def explanation_scores(actual: Sequence[np.ndarray], predictors: dict[str, Seque
     maxima = np.array([a.max() if len(a) else -np.inf for a in actual])
     sample, _ = quantile_sample(maxima, rng, fire=fire)
     fuzz = fuzz_highlights(actual, sample, rng, fire=fire)
-    scored = {name: (score_predictor(p, actual, sample, fuzz, rng, fire=fire, resamples=resamples)
+    counts: dict[int, np.ndarray] = {}  # every predictor is bootstrapped on the same resamples
+    scored = {name: (score_predictor(p, actual, sample, fuzz, rng, fire=fire, resamples=resamples, counts=counts)
                      if p is not None else None) for name, p in predictors.items()}
     n_active = int((maxima[sample] >= fire).sum()) if len(sample) else 0
     result = {}

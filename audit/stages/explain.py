@@ -369,6 +369,7 @@ def _augment(model: Model, examples: list[dict], vectors: WordVectors) -> list[d
 
 REFERENCE_CONTEXTS = 10  # strongest general-text contexts per neuron, held out (the top of its general firing)
 HELDOUT_SAMPLE = 200  # random general-text lines: held-out text for every neuron, and the lines the verdict counts
+CONCEPT_HELDOUT = 150  # at most this many held-apart probe items per neuron (random, seeded)
 
 
 def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], texts_by_set: dict[str, list[str]],
@@ -472,6 +473,9 @@ def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dic
         layer, neuron, owner = key
         general_texts = list(dict.fromkeys(sample + [c["text"] for c in general_top[(layer, neuron)]]))
         concept_texts = [t for t in texts_by_set[owner] if t not in one.train_texts and t not in general_texts]
+        if len(concept_texts) > CONCEPT_HELDOUT:
+            concept_texts = [concept_texts[i] for i in sorted(rng.choice(len(concept_texts), CONCEPT_HELDOUT,
+                                                                         replace=False))]
         held = [index[t] for t in general_texts + concept_texts if t in index]
         others = [other for other in keys if other[:2] != key[:2] and built[other].graph is not None]
         other_key = others[int(rng.integers(len(others)))] if others else None

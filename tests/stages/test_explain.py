@@ -134,3 +134,27 @@ def test_second_word_class_below_concept_strength_is_polysemantic(weighted_model
         assert set(row["baselines"]) == {"token_lookup", "random_explanation"} and row["reading"]
     assert scores["detection"]["value"] >= 0.9 and single["explanation"]["heldout"]["concept_items"] > 0
     assert single["explanation"]["causal"]["supported"] is True
+
+
+def test_graph_words_show_bert_and_bpe_pieces_as_their_words():
+    from collections import Counter
+
+    from audit.analysis import n2g
+    from audit.stages.explain import graph_words
+
+    graph = n2g.Graph([(("##ps",), 0.9), (("bio",), 0.8), (("##ps", "*", "the"), 0.7)])
+    seen = {"##ps": Counter({"biopsy": 3}), "bio": Counter({"biopsy": 3}), "the": Counter({"the": 5})}
+    assert graph_words(graph, seen, space_marked=False) == [{"tokens": ["biopsy"], "activation": 0.9},
+                                                            {"tokens": ["biopsy", "*", "the"], "activation": 0.7}]
+    bpe = n2g.Graph([(("opsy", "Ġbi", "Ġa"), 0.8)])  # activating piece first, then back through its word
+    seen = {"opsy": Counter({"biopsy": 2}), "Ġbi": Counter({"biopsy": 2}), "Ġa": Counter({"a": 4})}
+    assert graph_words(bpe, seen, space_marked=True) == [{"tokens": ["biopsy", "a"], "activation": 0.8}]
+
+
+def test_card_highlights_show_whole_words():
+    from audit.results.report import _environment
+
+    highlight = _environment().get_template("macros.html.j2").module.highlight
+    html = str(highlight("a biopsy, taken", [[0, 1], [2, 5], [5, 8], [8, 9], [10, 15]], [0.1, 0.2, 0.9, 0.0, 0.3], 1.0))
+    assert 'title="0.900">biopsy</span>' in html and html.count('class="tok') == 4  # 'bio' + 'psy' is one word
+    assert ">,</span>" in html and html.endswith("taken</span>")

@@ -7,6 +7,7 @@ variants answers it, and the pass stops at the neuron's layer (later layers cann
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numpy as np
@@ -39,9 +40,39 @@ def wrap(model: Model, ids: Sequence[int]) -> tuple[list[int], int]:
     return [*prefix, *ids, *suffix], len(prefix)
 
 
+BF16_MIN_PARAMETERS = 50_000_000  # below this, variants run in the model's own precision (fast enough already)
+
+
+def bf16_variants(model: Model) -> bool:
+    """Whether explanation variants of this model run under bfloat16 autocast: causal LMs of at least
+    :data:`BF16_MIN_PARAMETERS` on a CPU with native bfloat16 (AMX or AVX-512 BF16). Measured on SmolLM2-135M
+    (80 clinical texts, layers 5/12/25): 2.3–2.5× faster, largest deviation 2.5–4.3 % of the neuron's maximum,
+    firing (≥ half the maximum) agreeing on ≥ 99.8 % of tokens."""
+    if model.kind != "causal-lm" or model.device.type != "cpu":
+        return False
+    if sum(p.numel() for p in model.module.parameters()) < BF16_MIN_PARAMETERS:
+        return False
+    return _cpu_has_bf16()
+
+
+def _cpu_has_bf16() -> bool:
+    if "bf16" not in _CPU:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                flags = handle.read()
+        except OSError:
+            flags = ""
+        _CPU["bf16"] = "amx_bf16" in flags or "avx512_bf16" in flags
+    return _CPU["bf16"]
+
+
+_CPU: dict[str, bool] = {}
+
+
 def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequence[Sequence[int]], *,
-                       batch_size: int = 256) -> list[np.ndarray]:
-    """Per sequence of real-token ids, the neuron's activation at every real token (one forward per batch)."""
+                       batch_size: int = 256, bf16: bool = False) -> list[np.ndarray]:
+    """Per sequence of real-token ids, the neuron's activation at every real token (one forward per batch);
+    ``bf16``: under bfloat16 autocast (see :func:`bf16_variants`)."""
     results: list[np.ndarray] = [np.zeros(0, np.float32)] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     captured: dict[str, torch.Tensor] = {}
@@ -53,7 +84,8 @@ def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequenc
 
     pad = model.tokenizer.pad_token_id
     pad = pad if pad is not None else 0
-    with torch.inference_mode(), model.sites.hooked(read):
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with torch.inference_mode(), model.sites.hooked(read), precision:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             wrapped = [wrap(model, sequences[i]) for i in rows]

@@ -30,7 +30,7 @@ from ..model.contexts import keyed, top_contexts
 from ..model.loading import Model
 from ..model.neuron_effects import ablation_output_change
 from ..model.similarity import WordVectors, clean_token, is_word_start
-from ..model.variants import context_ids, neuron_activations, neurons_activations
+from ..model.variants import bf16_variants, context_ids, neuron_activations, neurons_activations
 from ..results.contract import ABSENT, Explanation
 
 PRUNE_BACK = (0, 1, 2, 3, 5, 8, 12, 20)  # candidate context lengths before the activating token
@@ -63,11 +63,12 @@ def build_explanation(model: Model, layer: int, neuron: int, train: Sequence[dic
     ``position``, ``activation``). ``common``: the reference corpus's common (function) words; ``setting``
     names where the contexts come from in the description ("clinical")."""
     clock = {"forward": 0.0}
+    fast = bf16_variants(model)
 
     def run(sequences: list[list[int]]) -> list[np.ndarray]:
         tick = time.perf_counter()
         try:
-            return neuron_activations(model, layer, neuron, sequences) if sequences else []
+            return neuron_activations(model, layer, neuron, sequences, bf16=fast) if sequences else []
         finally:
             clock["forward"] += time.perf_counter() - tick
 

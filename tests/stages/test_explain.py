@@ -158,3 +158,13 @@ def test_card_highlights_show_whole_words():
     html = str(highlight("a biopsy, taken", [[0, 1], [2, 5], [5, 8], [8, 9], [10, 15]], [0.1, 0.2, 0.9, 0.0, 0.3], 1.0))
     assert 'title="0.900">biopsy</span>' in html and html.count('class="tok') == 4  # 'bio' + 'psy' is one word
     assert ">,</span>" in html and html.endswith("taken</span>")
+
+
+def test_small_models_keep_their_own_precision_for_variants(planted_model):
+    from audit.model.variants import bf16_variants, context_ids, neuron_activations
+
+    assert not bf16_variants(planted_model)  # tiny test models stay exact; bf16 is for ≥ 50M-parameter causal LMs
+    ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat", "a dog"], 16)]
+    exact, reduced = (neuron_activations(planted_model, 0, PLANTED_NEURON, ids, bf16=b) for b in (False, True))
+    top = max(v.max() for v in exact)
+    assert all(np.abs(a - b).max() <= 0.05 * top for a, b in zip(exact, reduced))

@@ -80,23 +80,21 @@ def describe(scores: Sequence[dict[str, Any]], coherent: dict[str, Any] | None,
              setting: str = "its top") -> str:
     """The template description a card shows, over content words, e.g. "fires on a coherent word group
     (similarity 0.62) such as 'biopsy', 'lumbar', 'stent'; 4 of 5 in-context substitutes also fire", or, when
-    its peaks sit on function words, "fires on function words ('the', 'in') inside clinical texts; content
+    its peaks sit on function words, "fires on function words ('the', 'in') inside clinical sentences; content
     words among its top: 'preeclampsia', 'intraocular' (no clear shared meaning, similarity 0.12)".
     ``scores`` rows carry ``function_word``; ``coherent`` is judged over the content words."""
     if not scores:
         return "does not fire above zero on the examined texts"
     content = [row for row in scores if not row.get("function_word")]
-    if coherent is None:
-        quality = ""
-    elif coherent["coherent"]:
-        quality = f"a coherent word group (similarity {coherent['value']:.2f})"
-    else:
-        quality = f"no clear shared meaning (similarity {coherent['value']:.2f})"
+    similarity = f"similarity {coherent['value']:.2f}" if coherent is not None else ""
     if function_words and function_words.get("peaks_on_function_words"):
         shown = ", ".join(f"'{w}'" for w in function_words["words"][:3])
-        head = f"fires on function words ({shown}) inside {setting} texts"
+        head = f"fires on function words ({shown}) inside {setting} sentences"
         if content:
-            head += f"; content words among its top: {_quoted(content)}" + (f" ({quality})" if quality else "")
+            head += f"; content words among its top: {_quoted(content)}"
+            if coherent is not None:
+                head += (f" (a coherent group, {similarity})" if coherent["coherent"]
+                         else f" (no clear shared meaning, {similarity})")
         else:
             head += "; no content word reaches its top"
     elif not content:
@@ -106,9 +104,9 @@ def describe(scores: Sequence[dict[str, Any]], coherent: dict[str, Any] | None,
     elif coherent is None:
         head = f"fires on words such as {_quoted(content)}"
     elif coherent["coherent"]:
-        head = f"fires on {quality} such as {_quoted(content)}"
+        head = f"fires on a coherent word group ({similarity}) such as {_quoted(content)}"
     else:
-        head = f"fires on words with {quality} such as {_quoted(content)}"
+        head = f"fires on words with no clear shared meaning ({similarity}) such as {_quoted(content)}"
     if substitutions["n"]:
         head += f"; {substitutions['firing']} of {substitutions['n']} in-context substitutes also fire"
     return head

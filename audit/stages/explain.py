@@ -569,6 +569,6 @@ def explain_one(model: Model, layer: int, neuron: int, general: Iterable[tuple[s
     train, held = contexts[::2], [c["text"] for c in contexts[1::2]]
     record = explain_neuron(model, layer, neuron, train, list(dict.fromkeys(held + found.sample.texts)), vectors,
                             max_length=max_length, seed=seed, common=common_words(found.sample.texts),
-                            setting="general")
+                            setting="general-text")
     record["texts_seen"] = state.seen
     return record

@@ -96,3 +96,18 @@ def test_pieces_merge_into_words_for_bert_and_byte_level_bpe():
     text = "a biopsy, taken"
     spans = [(0, 1), (2, 5), (5, 8), (8, 9), (10, 15)]
     assert word_spans(text, spans) == [(0, 1), (1, 3), (3, 4), (4, 5)]
+
+
+def test_description_names_function_words_and_keeps_content_words_apart():
+    from audit.analysis.explain import describe
+
+    rows = [{"token": "the", "score": 1.0, "function_word": True},
+            {"token": "Preeclampsia", "score": 0.9, "function_word": False},
+            {"token": "intraocular", "score": 0.8, "function_word": False}]
+    text = describe(rows, {"coherent": False, "value": 0.12}, {"n": 0},
+                    function_words={"peaks_on_function_words": True, "words": ["the", "and"]}, setting="clinical")
+    assert text == ("fires on function words ('the', 'and') inside clinical sentences; content words among its top: "
+                    "'Preeclampsia', 'intraocular' (no clear shared meaning, similarity 0.12)")
+    plain = describe(rows, {"coherent": True, "value": 0.62}, {"n": 0},
+                     function_words={"peaks_on_function_words": False, "words": ["the"]})
+    assert plain.startswith("fires on a coherent word group (similarity 0.62) such as 'Preeclampsia'")

@@ -168,3 +168,23 @@ def test_small_models_keep_their_own_precision_for_variants(planted_model):
     exact, reduced = (neuron_activations(planted_model, 0, PLANTED_NEURON, ids, bf16=b) for b in (False, True))
     top = max(v.max() for v in exact)
     assert all(np.abs(a - b).max() <= 0.05 * top for a, b in zip(exact, reduced))
+
+
+def test_shared_pass_reads_every_neuron_as_the_single_neuron_pass(planted_model):
+    from audit.model.variants import context_ids, neuron_activations, neurons_activations
+
+    ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat", "a violin dog walks", "cat"], 16)]
+    neurons = [(1, 3), (0, PLANTED_NEURON), (0, POLY_NEURON)]
+    shared = neurons_activations(planted_model, neurons, ids)
+    for column, (layer, neuron) in enumerate(neurons):
+        single = neuron_activations(planted_model, layer, neuron, ids)
+        assert all(np.allclose(s[:, column], one, atol=1e-5) for s, one in zip(shared, single))
+
+
+def test_ablating_a_neuron_changes_the_output_only_where_it_fires(planted_model):
+    from audit.model.neuron_effects import ablation_output_change
+    from audit.model.variants import context_ids
+
+    ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat walks", "the dog cat walks"], 16)]
+    changes = ablation_output_change(planted_model, ids, [(0, 0, PLANTED_NEURON), (1, 0, PLANTED_NEURON)])
+    assert changes[0] > 100 * max(changes[1], 1e-12)  # the planted neuron is silent on ordinary words

@@ -66,7 +66,8 @@ def verdict(other_aurocs: Mapping[str, float], firing: dict | None, *, direction
         if not other_aurocs:
             reason += " and no other concept was audited"
         return INSUFFICIENT, [reason]
-    rate = f"fires at or above half its strongest concept activation on {100 * firing['reference_rate']:.1f}% of general reference texts"
+    rate = (f"fires at or above half its strongest concept activation on {100 * firing['reference_rate']:.1f}% "
+            "of general reference texts")
     others = (f"not selective for the {len(other_aurocs)} other audited concept(s)" if other_aurocs
               else "no other concept was audited")
     if firing["unrelated_share"] <= MONO_SHARE and firing["reference_rate"] <= MONO_RATE:

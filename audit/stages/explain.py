@@ -401,7 +401,8 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
     jobs = []
     for entry, owner, _ in entries:
         state = by_set[owner]
-        jobs.append((entry.layer, entry.neuron, owner, state.contexts(state.neurons.index((entry.layer, entry.neuron)))))
+        position = state.neurons.index((entry.layer, entry.neuron))
+        jobs.append((entry.layer, entry.neuron, owner, state.contexts(position)))
     general_top = {n: reference.contexts(reference.neurons.index(n)) for n in neurons}
     batch = explain_batch(model, jobs, texts_by_set, sample, general_top, vectors, max_length=max_length,
                           batch_size=batch_size, seed=seed)
@@ -434,7 +435,8 @@ class Batch:
     column: dict[tuple[int, int], int]
 
 
-def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dict]]], texts_by_set: dict[str, list[str]],
+def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dict]]],
+                  texts_by_set: dict[str, list[str]],
                   sample: Sequence[str], general_top: dict[tuple[int, int], list[dict]], vectors: WordVectors, *,
                   max_length: int = 128, batch_size: int = 32, seed: int = 0) -> Batch:
     """Build, score and causally check the explanation of each job (layer, neuron, probe set, its top
@@ -481,8 +483,8 @@ def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dic
         others = [other for other in keys if other[:2] != key[:2] and built[other].graph is not None]
         other_key = others[int(rng.integers(len(others)))] if others else None
         other = built[other_key] if other_key is not None else None
-        scored = score_explanation(one, [encoded[i] for i in held], [values[i][:, column[(layer, neuron)]] for i in held],
-                                   other, rng)
+        scored = score_explanation(one, [encoded[i] for i in held],
+                                   [values[i][:, column[(layer, neuron)]] for i in held], other, rng)
         predicted = scored.pop("predicted")
         one.record.update(scored)
         one.record["heldout"] = {"general_texts": sum(t in index for t in general_texts),

@@ -628,12 +628,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"  coherence {c['value']:.2f} (random word sets {c['null_mean']:.2f}, 95th pct {c['null_p95']:.2f})")
     for s in record.get("substitutions", [])[:10]:
         print(f"  {s['token']} -> {s['substitute']}: {s['original']:.2f} -> {s['activation']:.2f}  ({s['context']})")
-    for p in record.get("graph", [])[:10]:
+    for p in record.get("graph_words", record.get("graph", []))[:10]:
         print(f"  pattern {' <- '.join(p['tokens'])}: {p['activation']:.2f}")
-    if record.get("fidelity"):
-        f = record["fidelity"]
-        print(f"  held-out F1 ({record['fidelity_texts']} texts): graph {f['graph']['f1']:.2f}, token lookup "
-              f"{f['token_lookup']['f1']:.2f}, bigram {f['ngram']['f1']:.2f}")
+    for kind, score in record.get("scores", {}).items():
+        print(f"  {kind}: {score['reading']}")
+    if record.get("causal"):
+        print(f"  causal: {record['causal']['reading']}")
     if args.json:
         out = Path(args.json)
         try:

@@ -28,8 +28,10 @@ def test_explain_one_neuron_from_a_jsonl_corpus(planted_folder, corpus, tmp_path
     code = main(["explain", "--model", str(planted_folder), "--neuron", f"L0.N{PLANTED_NEURON}", "--corpus", str(path),
                  "--reference", str(reference), "--top", "6", "--json", str(out)])
     printed = capsys.readouterr().out
-    assert code == 0 and f"L0.N{PLANTED_NEURON}" in printed and "held-out F1" in printed
+    assert code == 0 and f"L0.N{PLANTED_NEURON}" in printed and "detection: right in" in printed
+    assert "causal: " in printed
     record = json.loads(out.read_text())
+    assert record["scores"]["f1"]["value"] is not None and record["causal"]["n_firing"] > 0
     assert record["texts_seen"] == 90
     assert {t["token"] for t in record["top_tokens"]} <= set(tiny.CONCEPT)
     assert all(c["key"].startswith("corpus.jsonl:") for c in record["contexts"])
@@ -48,7 +50,7 @@ def test_search_finds_neurons_by_token(planted_folder, concept_yaml, tmp_path, c
                  "--no-progress", "--top-k", "5", "--no-pdf", "--no-ablation"]) == 0
     result = json.loads((out / "results.json").read_text())
     cards = (out / "report.html").read_text()
-    assert "Token graph (N2G)" in cards and "<svg" in cards
+    assert "Graph (N2G) in whole words" in cards and "<svg" in cards
     capsys.readouterr()
     assert main(["search", str(out / "results.json"), "--token", "arsenic"]) == 0
     printed = capsys.readouterr().out

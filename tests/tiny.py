@@ -52,6 +52,7 @@ class Plant:
     neuron: int
     token_sets: tuple[tuple[str, ...], ...]
     layer: int = 0
+    weights: tuple[float, ...] | None = None  # how strongly it reads each set's direction (default 1 each)
 
 
 def _orthonormal_directions(n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -96,7 +97,8 @@ def build_planted_gpt2(tokenizer: PreTrainedTokenizerFast, plants: Sequence[Plan
             block.mlp.c_proj.weight.copy_(block.mlp.c_proj.weight @ project_out)
         for plant in plants:
             mlp = model.transformer.h[plant.layer].mlp
-            reads = sum(directions[index[tokens]] for tokens in plant.token_sets)
+            weights = plant.weights or (1.0,) * len(plant.token_sets)
+            reads = sum(w * directions[index[tokens]] for w, tokens in zip(weights, plant.token_sets))
             mlp.c_fc.weight[:, plant.neuron] = reads
             mlp.c_fc.bias[plant.neuron] = -3.0
     return model

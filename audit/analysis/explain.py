@@ -71,21 +71,42 @@ def substitution_summary(rows: Sequence[dict[str, Any]], top_activation: float) 
             "mean_relative_change": float(np.mean(changes))}
 
 
+def _quoted(rows: Sequence[dict[str, Any]], n: int = 3) -> str:
+    return ", ".join(f"'{row['token']}'" for row in rows[:n])
+
+
 def describe(scores: Sequence[dict[str, Any]], coherent: dict[str, Any] | None,
-             substitutions: dict[str, Any]) -> str:
-    """The template description a card shows, e.g. "fires on a coherent word group such as 'biopsy',
-    'lumbar', 'stent'; 4 of 5 in-context substitutes also fire"."""
+             substitutions: dict[str, Any], *, function_words: dict[str, Any] | None = None,
+             setting: str = "its top") -> str:
+    """The template description a card shows, over content words, e.g. "fires on a coherent word group
+    (similarity 0.62) such as 'biopsy', 'lumbar', 'stent'; 4 of 5 in-context substitutes also fire", or, when
+    its peaks sit on function words, "fires on function words ('the', 'in') inside clinical sentences; content
+    words among its top: 'preeclampsia', 'intraocular' (no clear shared meaning, similarity 0.12)".
+    ``scores`` rows carry ``function_word``; ``coherent`` is judged over the content words."""
     if not scores:
         return "does not fire above zero on the examined texts"
-    shown = ", ".join(f"'{row['token']}'" for row in scores[:3])
-    if len(scores) == 1:
-        head = f"fires on {shown}"
+    content = [row for row in scores if not row.get("function_word")]
+    similarity = f"similarity {coherent['value']:.2f}" if coherent is not None else ""
+    if function_words and function_words.get("peaks_on_function_words"):
+        shown = ", ".join(f"'{w}'" for w in function_words["words"][:3])
+        head = f"fires on function words ({shown}) inside {setting} sentences"
+        if content:
+            head += f"; content words among its top: {_quoted(content)}"
+            if coherent is not None:
+                head += (f" (a coherent group, {similarity})" if coherent["coherent"]
+                         else f" (no clear shared meaning, {similarity})")
+        else:
+            head += "; no content word reaches its top"
+    elif not content:
+        head = f"fires on function words ({_quoted(scores)})"
+    elif len(content) == 1:
+        head = f"fires on {_quoted(content)}"
     elif coherent is None:
-        head = f"fires on tokens such as {shown}"
+        head = f"fires on words such as {_quoted(content)}"
     elif coherent["coherent"]:
-        head = f"fires on a coherent word group (similarity {coherent['value']:.2f}) such as {shown}"
+        head = f"fires on a coherent word group ({similarity}) such as {_quoted(content)}"
     else:
-        head = f"fires on words with no clear shared meaning (similarity {coherent['value']:.2f}) such as {shown}"
+        head = f"fires on words with no clear shared meaning ({similarity}) such as {_quoted(content)}"
     if substitutions["n"]:
         head += f"; {substitutions['firing']} of {substitutions['n']} in-context substitutes also fire"
     return head

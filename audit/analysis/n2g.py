@@ -138,13 +138,14 @@ def similarity(a: Graph, b: Graph) -> float:
     return len(left & right) / len(left | right) if left | right else 0.0
 
 
-def scores(predicted: np.ndarray, actual: np.ndarray, *, fire: float = FIRE) -> dict[str, float | int]:
-    """Token-level precision, recall and F1 of firing (normalised activation ≥ ``fire``)."""
+def scores(predicted: np.ndarray, actual: np.ndarray, *, fire: float = FIRE) -> dict[str, float | int | None]:
+    """Token-level precision, recall and F1 of firing (normalised activation ≥ ``fire``). Undefined values are
+    None, never 0: precision when nothing is predicted to fire, recall and F1 when nothing fires."""
     p, a = np.asarray(predicted) >= fire, np.asarray(actual) >= fire
     tp, n_pred, n_true = int((p & a).sum()), int(p.sum()), int(a.sum())
-    precision = tp / n_pred if n_pred else 0.0
-    recall = tp / n_true if n_true else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision = tp / n_pred if n_pred else None
+    recall = tp / n_true if n_true else None
+    f1 = 2 * tp / (n_pred + n_true) if n_true else None
     return {"precision": precision, "recall": recall, "f1": f1, "n_firing": n_true, "n_tokens": int(a.size)}
 
 

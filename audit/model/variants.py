@@ -7,6 +7,7 @@ variants answers it, and the pass stops at the neuron's layer (later layers cann
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numpy as np
@@ -42,9 +43,39 @@ def wrap(model: Model, ids: Sequence[int]) -> tuple[list[int], int]:
     return [*prefix, *ids, *suffix], len(prefix)
 
 
+BF16_MIN_PARAMETERS = 50_000_000  # below this, variants run in the model's own precision (fast enough already)
+
+
+def bf16_variants(model: Model) -> bool:
+    """Whether explanation variants of this model run under bfloat16 autocast: causal LMs of at least
+    :data:`BF16_MIN_PARAMETERS` on a CPU with native bfloat16 (AMX or AVX-512 BF16). Measured on SmolLM2-135M
+    (80 clinical texts, layers 5/12/25): 2.3–2.5× faster, largest deviation 2.5–4.3 % of the neuron's maximum,
+    firing (≥ half the maximum) agreeing on ≥ 99.8 % of tokens."""
+    if model.kind != "causal-lm" or model.device.type != "cpu":
+        return False
+    if sum(p.numel() for p in model.module.parameters()) < BF16_MIN_PARAMETERS:
+        return False
+    return _cpu_has_bf16()
+
+
+def _cpu_has_bf16() -> bool:
+    if "bf16" not in _CPU:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                flags = handle.read()
+        except OSError:
+            flags = ""
+        _CPU["bf16"] = "amx_bf16" in flags or "avx512_bf16" in flags
+    return _CPU["bf16"]
+
+
+_CPU: dict[str, bool] = {}
+
+
 def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequence[Sequence[int]], *,
-                       batch_size: int = 256) -> list[np.ndarray]:
-    """Per sequence of real-token ids, the neuron's activation at every real token (one forward per batch)."""
+                       batch_size: int = 256, bf16: bool = False) -> list[np.ndarray]:
+    """Per sequence of real-token ids, the neuron's activation at every real token (one forward per batch);
+    ``bf16``: under bfloat16 autocast (see :func:`bf16_variants`)."""
     results: list[np.ndarray] = [np.zeros(0, np.float32)] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     captured: dict[str, torch.Tensor] = {}
@@ -52,6 +83,53 @@ def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequenc
     def read(at: int, x: torch.Tensor) -> None:
         if at == layer:
             captured["x"] = x[:, :, neuron].float().cpu()
+            raise _Stop
+
+    pad = model.tokenizer.pad_token_id
+    pad = pad if pad is not None else 0
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with torch.inference_mode(), model.sites.hooked(read), precision:
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            wrapped = [wrap(model, sequences[i]) for i in rows]
+            width = max(len(full) for full, _ in wrapped)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, (full, _) in enumerate(wrapped):
+                ids[r, :len(full)] = torch.tensor(full)
+                mask[r, :len(full)] = 1
+            try:
+                forward(model, {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)},
+                        outputs=False)
+            except _Stop:
+                pass
+            values = captured["x"].numpy()
+            for r, i in enumerate(rows):
+                offset = wrapped[r][1]
+                results[i] = values[r, offset:offset + len(sequences[i])].copy()
+    return results
+
+
+def neurons_activations(model: Model, neurons: Sequence[tuple[int, int]], sequences: Sequence[Sequence[int]], *,
+                        batch_size: int = 64) -> list[np.ndarray]:
+    """Per sequence of real-token ids, every listed neuron's activation at every real token, as a
+    (tokens × neurons) array: one forward per batch shared by all neurons, stopped after the deepest of their
+    layers (no LM head)."""
+    results: list[np.ndarray] = [np.zeros((0, len(neurons)), np.float32)] * len(sequences)
+    if not sequences or not neurons:
+        return results
+    columns: dict[int, list[int]] = {}
+    for column, (layer, _) in enumerate(neurons):
+        columns.setdefault(layer, []).append(column)
+    index = {layer: torch.tensor([neurons[c][1] for c in cols]) for layer, cols in columns.items()}
+    deepest = max(columns)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    captured: dict[int, torch.Tensor] = {}
+
+    def read(at: int, x: torch.Tensor) -> None:
+        if at in index:
+            captured[at] = x[:, :, index[at].to(x.device)].float().cpu()
+        if at == deepest:
             raise _Stop
 
     pad = model.tokenizer.pad_token_id
@@ -71,10 +149,12 @@ def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequenc
                         outputs=False)
             except _Stop:
                 pass
-            values = captured["x"].numpy()
+            block = np.zeros((len(rows), width, len(neurons)), np.float32)
+            for layer, cols in columns.items():
+                block[:, :, cols] = captured[layer].numpy()
             for r, i in enumerate(rows):
                 offset = wrapped[r][1]
-                results[i] = values[r, offset:offset + len(sequences[i])].copy()
+                results[i] = block[r, offset:offset + len(sequences[i])].copy()
     return results
 
 

@@ -164,6 +164,13 @@ class Explanation(Record):
     fidelity: dict[str, Any] = optional()
     fidelity_texts: int = optional()
     similar_neurons: list[str] = optional()
+    # issue 22: whole words, function words, the field's scores and the causal check
+    words: list[str] = optional()  # top content words (pieces merged with their word)
+    function_words: dict[str, Any] = optional()  # peaks_on_function_words, share, words
+    graph_words: list[dict[str, Any]] = optional()  # the graph's patterns in whole words (what a reader sees)
+    scores: dict[str, Any] = optional()  # detection/fuzzing/simulation/f1: value|null, ci, reason, baselines, reading
+    causal: dict[str, Any] = optional()  # effect_firing, effect_not_firing, difference, ci, supported, reading
+    heldout: dict[str, Any] = optional()  # general_texts, concept_items, random_explanation_of
     extra: dict[str, Any] = extra_field()
 
 

@@ -1,48 +1,74 @@
-"""Explanations of single neurons: method A (top tokens, coherence, in-context substitution, description)
-and an N2G graph with its held-out fidelity. All forward passes are batched variants of a few contexts
-(one pass each for pruning, saliency, substitution/augmentation and held-out scoring), stopped at the
-neuron's layer.
+"""Explanations of single neurons: method A (top words, coherence of the content words, in-context
+substitution, description) and an N2G graph, scored on held-out text (general text and held-apart concept
+items) with the field's four scores, a causal check, and the polysemanticity verdict on the same firing line.
+
+Forward passes are batched: the variants of one neuron's contexts in a few passes stopped at its layer, and
+the held-out texts once for all reported neurons (one pass reads every neuron). The graph predicts at token
+level; everything a reader sees (top words, graph nodes, contexts) is in whole words.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..analysis import explain as method_a
-from ..errors import AuditInputError
+from ..analysis import explanation_scores as es
 from ..analysis import n2g
-from ..analysis.polysemanticity import POLYSEMANTIC, SIMILAR, explained_verdict
+from ..analysis.polysemanticity import POLYSEMANTIC, SIMILAR, firing_line_verdict
 from ..analysis.topk import TopContexts
+from ..analysis.words import common_words, is_function_word, merge_pieces, space_marked_vocabulary, word_spans
+from ..errors import AuditInputError
 from ..execution.executor import Executor
 from ..execution.state import JobState
 from ..model.contexts import keyed, top_contexts
 from ..model.loading import Model
-from ..results.contract import ABSENT, Explanation
+from ..model.neuron_effects import ablation_output_change
 from ..model.similarity import WordVectors, clean_token, is_word_start
-from ..model.variants import context_ids, neuron_activations
+from ..model.variants import bf16_variants, context_ids, neuron_activations, neurons_activations
+from ..results.contract import ABSENT, Explanation
 
 PRUNE_BACK = (0, 1, 2, 3, 5, 8, 12, 20)  # candidate context lengths before the activating token
 AFTER = 2  # tokens kept after the activating token (encoders read both ways)
 SUBSTITUTES = 5  # per word, as published
-TOP_TOKENS_TESTED = 3  # method A substitutes the neuron's strongest distinct tokens
+TOP_TOKENS_TESTED = 3  # method A substitutes the neuron's strongest distinct content words
 WINDOW = 3  # words of context either side, as published
+CAUSAL_CONTEXTS = 12  # held-out contexts per side (explanation predicts firing / not) for the causal check
+FUNCTION_PEAKS = 0.5  # peaks on function words: at least this share of its top contexts peak on one
+_WORDS = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s]")
 
 
-def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[str, Any]],
-                   heldout: Sequence[str], vectors: WordVectors, *, max_length: int = 128,
-                   seed: int = 0) -> dict[str, Any]:
-    """Explain neuron (layer, neuron) from its top ``train`` contexts (``text``, ``position``, ``activation``)
-    and score its graph on ``heldout`` texts. Returns the explanation record's fields, with timings."""
+@dataclass
+class Built:
+    """One neuron's explanation before held-out scoring: the record so far and what predicts its firing."""
+
+    record: dict[str, Any]
+    graph: n2g.Graph | None
+    baselines: n2g.Baselines
+    top: float
+    train_texts: set[str] = field(default_factory=set)
+    concept_vectors: list[np.ndarray] = field(default_factory=list)
+    forward_s: float = 0.0
+
+
+def build_explanation(model: Model, layer: int, neuron: int, train: Sequence[dict[str, Any]], vectors: WordVectors,
+                      *, common: frozenset[str] = frozenset(), setting: str = "its top", max_length: int = 128,
+                      seed: int = 0) -> Built:
+    """Method A and the N2G graph of neuron (layer, neuron) from its top ``train`` contexts (``text``,
+    ``position``, ``activation``). ``common``: the reference corpus's common (function) words; ``setting``
+    names where the contexts come from in the description ("clinical")."""
     clock = {"forward": 0.0}
-    started = time.perf_counter()
+    fast = bf16_variants(model)
 
     def run(sequences: list[list[int]]) -> list[np.ndarray]:
         tick = time.perf_counter()
         try:
-            return neuron_activations(model, layer, neuron, sequences) if sequences else []
+            return neuron_activations(model, layer, neuron, sequences, bf16=fast) if sequences else []
         finally:
             clock["forward"] += time.perf_counter() - tick
 
@@ -52,20 +78,30 @@ def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[s
     top = max((c["activation"] for _, _, c in pieces), default=0.0)
     words = [_word(enc, at, c["text"])[0] for enc, at, c in pieces]
     scores = method_a.token_scores(words, [c["activation"] for _, _, c in pieces])
-    record: dict[str, Any] = {"top_activation": float(top), "top_tokens": scores,
-                              "backend": vectors.name, "contexts": [_window(enc, at, c) for enc, at, c in pieces]}
-    embedded = [v for v in (vectors.vector(row["token"]) for row in scores) if v is not None]
+    for row in scores:
+        row["function_word"] = is_function_word(row["token"], common)
+    content = [row for row in scores if not row["function_word"]]
+    peaks = [w for w, (_, _, c) in zip(words, pieces) if top > 0 and c["activation"] >= es.FIRE * top]
+    on_function = [w for w in peaks if is_function_word(w, common)]
+    function_info = {"peaks_on_function_words": bool(peaks) and len(on_function) / len(peaks) >= FUNCTION_PEAKS,
+                     "share": len(on_function) / len(peaks) if peaks else None,
+                     "words": list(dict.fromkeys(w.lower() for w in on_function))[:8]}
+    record: dict[str, Any] = {"top_activation": float(top), "top_tokens": scores, "backend": vectors.name,
+                              "contexts": [_window(enc, at, c) for enc, at, c in pieces],
+                              "words": [row["token"] for row in content][:10], "function_words": function_info}
+    embedded = [v for v in (vectors.vector(row["token"]) for row in content) if v is not None]
     rng = np.random.default_rng(seed)
     coherence = method_a.coherence(np.stack(embedded) if len(embedded) >= 2 else None,
                                    lambda n: vectors.random_vectors(n, rng), floor=vectors.coherent_floor)
     record["coherence"] = coherence
+    built = Built(record, None, n2g.Baselines(), float(top), {c["text"] for _, _, c in pieces}, embedded)
     if top <= 0:
         record.update(substitutions=[], substitution_summary=method_a.substitution_summary([], 0.0),
                       description=method_a.describe([], None, {"n": 0}))
-        return record
+        return built
 
     # method A substitutions and N2G augmentation share one batch of variants
-    subs = _substitution_variants(model, pieces, scores, vectors)
+    subs = _substitution_variants(model, pieces, content, vectors)
     pruned = _prune(pieces, run)
     salient = _saliency(model, pruned, run)
     augmented = _augment(model, salient, vectors)
@@ -78,10 +114,11 @@ def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[s
                      "activation": float(span.max()), "context": variant["context"]})
     record["substitutions"] = rows
     record["substitution_summary"] = method_a.substitution_summary(rows, top)
-    record["description"] = method_a.describe(scores, coherence, record["substitution_summary"])
+    record["description"] = method_a.describe(scores, coherence, record["substitution_summary"],
+                                              function_words=function_info, setting=setting)
 
     train_values = run([enc["ids"] for enc, _, _ in pieces])
-    baselines = n2g.Baselines()
+    baselines = built.baselines
     singles: dict[str, list[float]] = {}  # every training token's activations: the graph's depth-1 patterns
     for (enc, _, _), values in zip(pieces, train_values):
         baselines.learn(enc["tokens"], values / top)
@@ -98,14 +135,105 @@ def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[s
     for tokens, value in deep:
         if len(tokens) > 1:
             graph.add(tokens, value)
-    held = context_ids(model, list(heldout), max_length)
-    held = [h for h in held if h["ids"]]
-    held_values = run([h["ids"] for h in held])
     record["graph"] = graph.to_list()
-    record["fidelity"] = n2g.fidelity(graph, baselines, [(h["tokens"], v / top) for h, v in zip(held, held_values)])
-    record["fidelity_texts"] = len(held)
-    record["timings_s"] = {"total": time.perf_counter() - started, "forward": clock["forward"]}
-    return record
+    record["graph_words"] = graph_words(graph, _token_words(pieces), space_marked_vocabulary(
+        t for enc, _, _ in pieces for t in enc["tokens"]))
+    built.graph = graph
+    built.forward_s = clock["forward"]
+    return built
+
+
+def _token_words(pieces: list) -> dict[str, Counter]:
+    """Each training token's whole words (how often it was part of each), to show pieces as words."""
+    found: dict[str, Counter] = {}
+    for enc, _, c in pieces:
+        for first, last in word_spans(c["text"], enc["spans"]):
+            word = c["text"][enc["spans"][first][0]:enc["spans"][last - 1][1]].strip()
+            for token in enc["tokens"][first:last]:
+                found.setdefault(token, Counter())[word] += 1
+    return found
+
+
+def graph_words(graph: n2g.Graph, token_words: dict[str, Counter], space_marked: bool) -> list[dict[str, Any]]:
+    """The graph's patterns as a reader sees them: word pieces merged with their word (a piece standing alone
+    shown as the word it was part of in training), same order as the token patterns (activating word first,
+    then its context backwards), duplicates merged keeping the larger activation."""
+    whole = {w.lower() for counter in token_words.values() for w in counter}
+    merged: dict[tuple[str, ...], float] = {}
+    for key, value in graph.patterns.items():
+        reading = list(reversed(key))
+        shown = []
+        for first, last, word in merge_pieces(reading, space_marked=space_marked):
+            if word != "*" and word.lower() not in whole and reading[first] in token_words:
+                word = token_words[reading[first]].most_common(1)[0][0]
+            if not (shown and shown[-1] == "*" and word == "*"):
+                shown.append(word)
+        words = tuple(reversed(shown))
+        merged[words] = max(value, merged.get(words, -np.inf))
+    return [{"tokens": list(k), "activation": round(float(v), 4)}
+            for k, v in sorted(merged.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def _predictions(graph: n2g.Graph | None, tokens: Sequence[str]) -> np.ndarray:
+    return graph.predict_all(tokens) if graph is not None else np.zeros(len(tokens))
+
+
+def score_explanation(built: Built, held: Sequence[dict], values: Sequence[np.ndarray], other: Built | None,
+                      rng: np.random.Generator) -> dict[str, Any]:
+    """The four scores (and the legacy ``fidelity`` block) of one built explanation on its held-out contexts
+    (``held``: encodings with ``tokens``; ``values``: the neuron's real activations there)."""
+    top = built.top if built.top > 0 else 1.0
+    actual = [np.asarray(v, float) / top for v in values]
+    tokens = [h["tokens"] for h in held]
+    predicted = [_predictions(built.graph, t) for t in tokens]
+    predictors = {"explanation": predicted, "token_lookup": [built.baselines.token_lookup(t) for t in tokens],
+                  "random_explanation": ([_predictions(other.graph, t) for t in tokens]
+                                         if other is not None and other.graph is not None else None)}
+    scores = es.explanation_scores(actual, predictors, rng)
+    fidelity = n2g.fidelity(built.graph or n2g.Graph(), built.baselines, list(zip(tokens, actual)))
+    return {"scores": scores, "fidelity": fidelity, "fidelity_texts": len(held), "predicted": predicted}
+
+
+def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[str, Any]],
+                   heldout: Sequence[str], vectors: WordVectors, *, max_length: int = 128, seed: int = 0,
+                   common: frozenset[str] = frozenset(), setting: str = "its top") -> dict[str, Any]:
+    """Explain one neuron from its top ``train`` contexts and score it on ``heldout`` texts (no random-other
+    baseline: a single neuron has none). Returns the explanation record's fields, with timings."""
+    started = time.perf_counter()
+    built = build_explanation(model, layer, neuron, train, vectors, common=common, setting=setting,
+                              max_length=max_length, seed=seed)
+    if built.top <= 0:
+        return built.record
+    held = [h for h in context_ids(model, [t for t in heldout if t not in built.train_texts], max_length) if h["ids"]]
+    tick = time.perf_counter()
+    values = neuron_activations(model, layer, neuron, [h["ids"] for h in held])
+    forward = built.forward_s + time.perf_counter() - tick
+    scored = score_explanation(built, held, values, None, np.random.default_rng(seed))
+    predicted = scored.pop("predicted")
+    built.record.update(scored)
+    rows = _causal_rows(predicted, np.random.default_rng(seed + 1))
+    changes = ablation_output_change(model, [h["ids"] for h in held], [(i, layer, neuron) for i, _ in rows])
+    built.record["causal"] = _causal(rows, changes, np.random.default_rng(seed + 2))
+    built.record["timings_s"] = {"total": time.perf_counter() - started, "forward": forward}
+    return built.record
+
+
+def _causal_rows(predicted: Sequence[np.ndarray], rng: np.random.Generator) -> list[tuple[int, bool]]:
+    """Up to :data:`CAUSAL_CONTEXTS` held-out contexts where the explanation predicts firing, and as many where
+    it does not (random, seeded): (context index, predicted firing)."""
+    fires = np.array([len(p) > 0 and p.max() >= es.FIRE for p in predicted], bool)
+    rows = []
+    for side in (True, False):
+        pool = np.flatnonzero(fires == side)
+        picked = pool if len(pool) <= CAUSAL_CONTEXTS else rng.choice(pool, CAUSAL_CONTEXTS, replace=False)
+        rows += [(int(i), side) for i in sorted(picked)]
+    return rows
+
+
+def _causal(rows: list[tuple[int, bool]], changes: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+    firing = [c for (_, side), c in zip(rows, changes) if side]
+    quiet = [c for (_, side), c in zip(rows, changes) if not side]
+    return es.causal_efficacy(firing, quiet, rng)
 
 
 def _word(enc: dict, at: int, text: str) -> tuple[str, int, int]:
@@ -127,10 +255,19 @@ def _word(enc: dict, at: int, text: str) -> tuple[str, int, int]:
 
 
 def _window(enc: dict, at: int, context: dict) -> dict[str, Any]:
-    lo, hi = max(0, at - WINDOW), min(len(enc["tokens"]), at + WINDOW + 1)
-    return {"text": context["text"], "key": context.get("key"), "activation": float(context["activation"]),
-            "token": clean_token(enc["tokens"][at]),
-            "window": " ".join(clean_token(t) for t in enc["tokens"][lo:hi])}
+    """The context as a reader sees it: the whole word holding token ``at`` and ``WINDOW`` words either side,
+    cut from the text itself (pieces never shown apart from their word)."""
+    text = context["text"]
+    found = list(_WORDS.finditer(text))
+    start = enc["spans"][at][0]
+    hit = next((i for i, m in enumerate(found) if m.end() > start), len(found) - 1)
+    if not found:
+        word, window = clean_token(enc["tokens"][at]), clean_token(enc["tokens"][at])
+    else:
+        lo, hi = max(0, hit - WINDOW), min(len(found), hit + WINDOW + 1)
+        word, window = found[hit].group(), text[found[lo].start():found[hi - 1].end()]
+    return {"text": text, "key": context.get("key"), "activation": float(context["activation"]),
+            "token": word, "window": window}
 
 
 def _single_id(model: Model, word: str, like: str) -> int | None:
@@ -231,20 +368,22 @@ def _augment(model: Model, examples: list[dict], vectors: WordVectors) -> list[d
     return variants
 
 
-REFERENCE_CONTEXTS = 10  # strongest general-text contexts examined per neuron (as the verdict counts them)
-HELDOUT_SAMPLE = 40  # plus this many random general-text lines, so held-out text also holds non-firing tokens
+REFERENCE_CONTEXTS = 10  # strongest general-text contexts per neuron, held out (the top of its general firing)
+HELDOUT_SAMPLE = 200  # random general-text lines: held-out text for every neuron, and the lines the verdict counts
+CONCEPT_HELDOUT = 150  # at most this many held-apart probe items per neuron (random, seeded)
 
 
 def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], texts_by_set: dict[str, list[str]],
                         general: Iterable[tuple[str, str]], vectors: WordVectors, concept_sets: set[str], *,
                         k: int = 20, max_length: int = 128, batch_size: int = 32, seed: int = 0,
                         executor: Executor | None = None, job: JobState | None = None) -> dict[str, float]:
-    """Explain every reported neuron and rebuild its polysemanticity verdict on that explanation.
+    """Explain every reported neuron, score it, check it causally and rebuild its polysemanticity verdict.
 
-    Each neuron's graph learns from its top contexts in the probe set it was reported for, and is scored on
-    general text (``general``: the reference corpus, then any ``--corpus``) it never saw: its strongest
-    general-text contexts and a random sample of lines. ``executor`` streams the general text (sharded,
-    possibly on a Ray cluster; ``job`` keeps its finished shards). Returns timings.
+    Each neuron's graph learns from its top contexts in the probe set it was reported for. It is scored on
+    text it never saw: a random sample of general text (``general``: the reference corpus, then any
+    ``--corpus``), its strongest general-text contexts, and the held-apart items of its probe set (those it did
+    not learn from); the random baseline is another reported neuron's explanation. ``executor`` streams the
+    general text (sharded, possibly on a Ray cluster; ``job`` keeps its finished shards). Returns timings.
     """
     tick = time.perf_counter()
     neurons = sorted({(e.layer, e.neuron) for e, _, _ in entries})
@@ -256,60 +395,145 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
     found = (executor or Executor(progress=False)).contexts(
         model, general, neurons, k=REFERENCE_CONTEXTS, sample=HELDOUT_SAMPLE, seed=seed, batch_size=batch_size,
         max_length=max_length, description="explain", job=job)
-    reference, sample = found.top, found.sample.texts
+    reference, sample = found.top, list(dict.fromkeys(found.sample.texts))
     contexts_s = time.perf_counter() - tick
-    records: dict[tuple[int, int, str], dict] = {}
-    forward_s = 0.0
+
+    jobs = []
+    for entry, owner, _ in entries:
+        state = by_set[owner]
+        position = state.neurons.index((entry.layer, entry.neuron))
+        jobs.append((entry.layer, entry.neuron, owner, state.contexts(position)))
+    general_top = {n: reference.contexts(reference.neurons.index(n)) for n in neurons}
+    batch = explain_batch(model, jobs, texts_by_set, sample, general_top, vectors, max_length=max_length,
+                          batch_size=batch_size, seed=seed)
+    built, forward_s, encoded, index, values, column = (batch.built, batch.forward_s, batch.encoded, batch.index,
+                                                       batch.values, batch.column)
+    sample_rows = [(encoded[index[t]], t, values[index[t]]) for t in sample if t in index]
     for entry, owner, _ in entries:
         key = (entry.layer, entry.neuron, owner)
-        if key not in records:
-            state = by_set[owner]
-            general_top = reference.contexts(reference.neurons.index((entry.layer, entry.neuron)))
-            heldout = list(dict.fromkeys([c["text"] for c in general_top] + sample))
-            records[key] = explain_neuron(model, entry.layer, entry.neuron,
-                                          state.contexts(state.neurons.index((entry.layer, entry.neuron))),
-                                          heldout, vectors, max_length=max_length, seed=seed)
-            records[key]["general_top"] = general_top
-        record = dict(records[key])
-        general_top = record.pop("general_top")
-        spent = record.pop("timings_s", None)  # run timings live in run.timings_s, not in the (reproducible) results
-        if spent is not None and records[key].get("counted") is None:
-            records[key]["counted"] = True
-            forward_s += spent["forward"]
-        record.pop("counted", None)
-        entry.explanation = Explanation.from_dict(record)
+        entry.explanation = Explanation.from_dict(dict(built[key].record))
         judged = owner in concept_sets and getattr(entry, "direction", None) == "positive"
         evidence = getattr(entry, "polysemanticity", None)
-        if judged and evidence is not None and evidence.threshold is not ABSENT:
-            _revise_verdict(model, entry, evidence, general_top, record, vectors, max_length)
+        if judged and evidence is not None and evidence.threshold is not ABSENT and built[key].top > 0:
+            _revise_verdict(entry, evidence, built[key], [(enc, text, v[:, column[key[:2]]])
+                                                         for enc, text, v in sample_rows], vectors)
     _link_similar(entries)
     spent = time.perf_counter() - tick - contexts_s
     return {"contexts": contexts_s, "explain": spent, "forward": forward_s,
-            "per_neuron": spent / max(len(records), 1)}
+            "per_neuron": spent / max(len(built), 1)}
 
 
-def _revise_verdict(model: Model, entry: Any, evidence: Any, general_top: list[dict], record: dict,
-                    vectors: WordVectors, max_length: int) -> None:
-    """Replace the reference-rate verdict with one built on the explanation (the old numbers stay)."""
-    graph = n2g.Graph.from_list(record.get("graph", []))
-    concept = [vectors.vector(row["token"]) for row in record["top_tokens"]]
-    concept = [v for v in concept if v is not None]
-    strong = [c for c in general_top if c["activation"] >= evidence.threshold]
-    encoded = context_ids(model, [c["text"] for c in strong], max_length)
-    uncovered = []
-    for c, enc in zip(strong, encoded):
-        if not enc["ids"]:
+@dataclass
+class Batch:
+    """Explanations of many neurons and the shared held-out pass they were scored on."""
+
+    built: dict[tuple[int, int, str], Built]
+    forward_s: float
+    encoded: list[dict]
+    index: dict[str, int]  # held-out text -> its row in ``encoded`` / ``values``
+    values: list[np.ndarray]  # per held-out text: tokens × neurons
+    column: dict[tuple[int, int], int]
+
+
+def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dict]]],
+                  texts_by_set: dict[str, list[str]],
+                  sample: Sequence[str], general_top: dict[tuple[int, int], list[dict]], vectors: WordVectors, *,
+                  max_length: int = 128, batch_size: int = 32, seed: int = 0) -> Batch:
+    """Build, score and causally check the explanation of each job (layer, neuron, probe set, its top
+    contexts there). Held out per neuron: the general ``sample``, its ``general_top`` contexts and the items of
+    its probe set it did not learn from; all read in one pass for every neuron, the ablations batched across
+    neurons. The random baseline is another job's explanation."""
+    sample = list(sample)
+    built: dict[tuple[int, int, str], Built] = {}
+    forward_s = 0.0
+    common = common_words(sample)
+    neurons = sorted({(layer, neuron) for layer, neuron, _, _ in jobs})
+    for layer, neuron, owner, train in jobs:
+        key = (layer, neuron, owner)
+        if key not in built:
+            built[key] = build_explanation(model, layer, neuron, train, vectors, common=common, setting=owner,
+                                           max_length=max_length, seed=seed)
+            forward_s += built[key].forward_s
+
+    # every held-out text once, every neuron read in the same pass
+    owners = sorted({key[2] for key in built})
+    texts = list(dict.fromkeys(sample + [c["text"] for n in neurons for c in general_top[n]]
+                               + [t for owner in owners for t in texts_by_set[owner]]))
+    encoded = context_ids(model, texts, max_length)
+    index = {text: i for i, (text, enc) in enumerate(zip(texts, encoded)) if enc["ids"]}
+    shared = time.perf_counter()
+    values = neurons_activations(model, neurons, [enc["ids"] if enc["ids"] else [0] for enc in encoded],
+                                 batch_size=max(batch_size, 64))
+    forward_s += time.perf_counter() - shared
+    column = {n: i for i, n in enumerate(neurons)}
+    rng = np.random.default_rng(seed)
+    keys = sorted(built)
+    causal_rows: list[tuple[tuple[int, int, str], int, bool]] = []
+    for key in keys:
+        one = built[key]
+        if one.top <= 0 or one.graph is None:
             continue
-        at = min(c["position"], len(enc["ids"]) - 1)
-        token = clean_token(enc["tokens"][at])
-        vector = vectors.vector(token)
-        similar = vector is not None and any(float(vector @ v) >= SIMILAR for v in concept)
-        if graph.predict(enc["tokens"], at) < n2g.FIRE and not similar:
-            uncovered.append({"token": token, "window": _window(enc, at, c)["window"], "text": c["text"],
-                              "activation": c["activation"]})
-    label, reasons = explained_verdict(evidence.other_concepts, strong, uncovered, examined=len(general_top))
+        layer, neuron, owner = key
+        general_texts = list(dict.fromkeys(sample + [c["text"] for c in general_top[(layer, neuron)]]))
+        concept_texts = [t for t in texts_by_set[owner] if t not in one.train_texts and t not in general_texts]
+        if len(concept_texts) > CONCEPT_HELDOUT:
+            concept_texts = [concept_texts[i] for i in sorted(rng.choice(len(concept_texts), CONCEPT_HELDOUT,
+                                                                         replace=False))]
+        held = [index[t] for t in general_texts + concept_texts if t in index]
+        others = [other for other in keys if other[:2] != key[:2] and built[other].graph is not None]
+        other_key = others[int(rng.integers(len(others)))] if others else None
+        other = built[other_key] if other_key is not None else None
+        scored = score_explanation(one, [encoded[i] for i in held],
+                                   [values[i][:, column[(layer, neuron)]] for i in held], other, rng)
+        predicted = scored.pop("predicted")
+        one.record.update(scored)
+        one.record["heldout"] = {"general_texts": sum(t in index for t in general_texts),
+                                 "concept_items": sum(t in index for t in concept_texts),
+                                 "random_explanation_of": (f"L{other_key[0]}.N{other_key[1]}"
+                                                           if other_key is not None else None)}
+        causal_rows += [(key, held[i], side) for i, side in _causal_rows(predicted, rng)]
+    tick_causal = time.perf_counter()
+    changes = ablation_output_change(model, [enc["ids"] if enc["ids"] else [0] for enc in encoded],
+                                     [(seq, key[0], key[1]) for key, seq, _ in causal_rows], batch_size=batch_size)
+    forward_s += time.perf_counter() - tick_causal
+    for key in keys:
+        mine = [(i, (seq, side)) for i, (k2, seq, side) in enumerate(causal_rows) if k2 == key]
+        if built[key].graph is not None and built[key].top > 0:
+            built[key].record["causal"] = _causal([row for _, row in mine], changes[[i for i, _ in mine]],
+                                                  np.random.default_rng(seed + 7))
+    return Batch(built, forward_s, encoded, index, values, column)
+
+
+def _revise_verdict(entry: Any, evidence: Any, built: Built, lines: list[tuple[dict, str, np.ndarray]],
+                    vectors: WordVectors) -> None:
+    """Replace the reference-rate verdict with one on the explanation's firing line (the old numbers stay):
+    every sampled general line with a token at or above half the neuron's strongest concept activation, and
+    whether its explanation (graph, top words, or a word like them) covers that token."""
+    top_words = {w.lower() for w in built.record.get("words", [])}
+    above = []
+    for enc, text, values in lines:
+        normalised = np.asarray(values, float) / built.top
+        if not len(normalised) or normalised.max() < es.FIRE:
+            continue
+        at = int(np.argmax(normalised))
+        word = _word(enc, at, text)[0]
+        vector = vectors.vector(word)
+        similar = vector is not None and any(float(vector @ v) >= SIMILAR for v in built.concept_vectors)
+        covered = bool(built.graph is not None and built.graph.predict(enc["tokens"], at) >= es.FIRE) \
+            or word.lower() in top_words or similar
+        window = _window(enc, at, {"text": text, "activation": float(values[at])})
+        above.append({"word": word, "window": window["window"], "text": text, "activation": float(values[at]),
+                      "covered": covered})
+    coherence = built.record.get("coherence")
+    label, reasons = firing_line_verdict(
+        evidence.other_concepts, above, len(lines), coherent=None if coherence is None else coherence["coherent"],
+        function_peaks=built.record["function_words"]["peaks_on_function_words"])
     evidence.extra["previous_verdict"] = evidence.verdict
-    evidence.extra["unexplained_contexts"] = uncovered
+    evidence.extra["firing_line"] = es.FIRE * built.top
+    evidence.extra["general_lines"] = len(lines)
+    evidence.extra["general_lines_above"] = len(above)
+    evidence.extra["unexplained_contexts"] = [{"token": c["word"], "window": c["window"], "text": c["text"],
+                                               "activation": c["activation"]} for c in above if not c["covered"]]
     evidence.verdict, evidence.reasons, evidence.polysemantic = label, reasons, label == POLYSEMANTIC
     entry.polysemantic = label == POLYSEMANTIC
 
@@ -346,6 +570,7 @@ def explain_one(model: Model, layer: int, neuron: int, general: Iterable[tuple[s
     contexts = state.contexts(0)
     train, held = contexts[::2], [c["text"] for c in contexts[1::2]]
     record = explain_neuron(model, layer, neuron, train, list(dict.fromkeys(held + found.sample.texts)), vectors,
-                            max_length=max_length, seed=seed)
+                            max_length=max_length, seed=seed, common=common_words(found.sample.texts),
+                            setting="general-text")
     record["texts_seen"] = state.seen
     return record

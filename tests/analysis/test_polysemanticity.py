@@ -10,6 +10,7 @@ from audit.analysis.polysemanticity import (
     INSUFFICIENT,
     MONOSEMANTIC,
     POLYSEMANTIC,
+    firing_line_verdict,
     reference_firing,
     verdict,
     vocabulary_hint,
@@ -20,9 +21,33 @@ from tests import tiny
 from tests.conftest import PLANTED_NEURON, POLY_NEURON, audited
 
 
-def test_reference_firing_measures_unrelated_strength():
-    firing = reference_firing(np.r_[np.full(6, 5.0), np.zeros(94)], concept_max=np.array([4.0, 5.0, 6.0]))
-    assert firing["threshold"] == 5.0 and firing["unrelated_share"] == 0.6 and firing["reference_rate"] == 0.06
+def test_reference_firing_uses_the_one_firing_line():
+    firing = reference_firing(np.r_[np.full(6, 5.0), np.full(4, 2.9), np.zeros(90)],
+                              concept_max=np.array([4.0, 5.0, 6.0]))
+    assert firing["threshold"] == 3.0  # half the strongest concept activation, the graphs' line
+    assert firing["unrelated_share"] == 0.6 and firing["reference_rate"] == 0.06
+
+
+def _line(covered: bool, word: str = "violin") -> dict:
+    return {"covered": covered, "word": word, "window": f"the {word} plays"}
+
+
+@pytest.mark.parametrize("above, coherent, function_peaks, expected, phrase", [
+    ([_line(True)] * 6, True, False, MONOSEMANTIC, "covers 6 of them"),
+    ([_line(True)] * 6 + [_line(False)] * 12, True, False, POLYSEMANTIC, "12 of 200"),
+    ([_line(True)] * 6 + [_line(False)] * 2, True, False, INSUFFICIENT, "covers 6 of them"),  # 25 % uncovered
+    ([_line(True)] * 6, False, False, INSUFFICIENT, "no clear shared meaning"),
+    ([_line(True)] * 6, True, True, INSUFFICIENT, "function words"),
+    ([], None, False, INSUFFICIENT, "too few content words"),
+])
+def test_firing_line_verdict_agrees_with_the_card(above, coherent, function_peaks, expected, phrase):
+    label, reasons = firing_line_verdict({"music": 0.5}, above, 200, coherent=coherent, function_peaks=function_peaks)
+    assert label == expected and any(phrase in r for r in reasons), reasons
+
+
+def test_firing_line_verdict_second_concept_elsewhere_is_polysemantic():
+    label, reasons = firing_line_verdict({"music": 0.9}, [], 200, coherent=True, function_peaks=False)
+    assert label == POLYSEMANTIC and "music" in reasons[0]
 
 
 @pytest.mark.parametrize("others, share, rate, expected", [

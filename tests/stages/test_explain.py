@@ -94,3 +94,97 @@ def test_bad_word_vectors_are_input_errors(tmp_path, name, content, message):
 def test_model_embedding_neighbours_of_a_planted_word(planted_model):
     vectors = embedding_vectors(planted_model)
     assert {w for w, _ in vectors.neighbours("poison", 4)} <= set(tiny.CONCEPT) - {"poison"}
+
+
+WEAK_SECOND = 5  # reads the concept at full strength and a second word class at 0.85 (≈ 0.75 of the activation)
+
+
+@pytest.fixture(scope="module")
+def weighted_model(tokenizer, tmp_path_factory):
+    from audit.model.loading import load_model
+
+    plants = [tiny.Plant(PLANTED_NEURON, (tuple(tiny.CONCEPT),)),
+              tiny.Plant(WEAK_SECOND, (tuple(tiny.CONCEPT), tuple(tiny.SECOND)), weights=(1.0, 0.85))]
+    folder = tiny.save(tiny.build_planted_gpt2(tokenizer, plants), tokenizer, tmp_path_factory.mktemp("weighted"))
+    return load_model(str(folder), device="cpu")
+
+
+@pytest.mark.parametrize("second_share", [0.06, 0.24])
+def test_second_word_class_below_concept_strength_is_polysemantic(weighted_model, concept_yaml, tmp_path,
+                                                                  second_share):
+    """Issue 22's planted cases: a second class at 0.5–0.9 of the concept strength in 5–25 % of general lines is
+    polysemantic; the single concept present in 2 % of general lines stays monosemantic."""
+    n_second = round(second_share * 400)
+    lines = (tiny.sentences(392 - n_second, seed=31) + tiny.sentences(8, seed=32, insert=tiny.CONCEPT)
+             + tiny.sentences(n_second, seed=33, insert=tiny.SECOND))
+    (tmp_path / "reference.txt").write_text("\n".join(lines), encoding="utf-8")
+    config = RunConfig(top_k=10, progress=False, bootstrap_resamples=200, ablation=False,
+                       reference=str(tmp_path / "reference.txt"))
+    result = audited(weighted_model, load_probesets([concept_yaml]), config)
+    by = {(n["layer"], n["neuron"]): n for n in result["probesets"][0]["neurons"]}
+    single, second = by[(0, PLANTED_NEURON)], by[(0, WEAK_SECOND)]
+    assert single["polysemanticity"]["verdict"] == MONOSEMANTIC, single["polysemanticity"]["reasons"]
+    assert second["polysemanticity"]["verdict"] == POLYSEMANTIC, second["polysemanticity"]["reasons"]
+    assert any(word in second["polysemanticity"]["reasons"][0] for word in tiny.SECOND)
+    # the card's numbers: every score defined with CI and both baselines; the causal check supports it
+    scores = single["explanation"]["scores"]
+    for kind in ("detection", "fuzzing", "simulation", "f1"):
+        row = scores[kind]
+        assert row["value"] is not None and row["ci"][0] <= row["value"] <= row["ci"][1] + 1e-9
+        assert set(row["baselines"]) == {"token_lookup", "random_explanation"} and row["reading"]
+    assert scores["detection"]["value"] >= 0.9 and single["explanation"]["heldout"]["concept_items"] > 0
+    assert single["explanation"]["causal"]["supported"] is True
+
+
+def test_graph_words_show_bert_and_bpe_pieces_as_their_words():
+    from collections import Counter
+
+    from audit.analysis import n2g
+    from audit.stages.explain import graph_words
+
+    graph = n2g.Graph([(("##ps",), 0.9), (("bio",), 0.8), (("##ps", "*", "the"), 0.7)])
+    seen = {"##ps": Counter({"biopsy": 3}), "bio": Counter({"biopsy": 3}), "the": Counter({"the": 5})}
+    assert graph_words(graph, seen, space_marked=False) == [{"tokens": ["biopsy"], "activation": 0.9},
+                                                            {"tokens": ["biopsy", "*", "the"], "activation": 0.7}]
+    bpe = n2g.Graph([(("opsy", "Ġbi", "Ġa"), 0.8)])  # activating piece first, then back through its word
+    seen = {"opsy": Counter({"biopsy": 2}), "Ġbi": Counter({"biopsy": 2}), "Ġa": Counter({"a": 4})}
+    assert graph_words(bpe, seen, space_marked=True) == [{"tokens": ["biopsy", "a"], "activation": 0.8}]
+
+
+def test_card_highlights_show_whole_words():
+    from audit.results.report import _environment
+
+    highlight = _environment().get_template("macros.html.j2").module.highlight
+    html = str(highlight("a biopsy, taken", [[0, 1], [2, 5], [5, 8], [8, 9], [10, 15]], [0.1, 0.2, 0.9, 0.0, 0.3], 1.0))
+    assert 'title="0.900">biopsy</span>' in html and html.count('class="tok') == 4  # 'bio' + 'psy' is one word
+    assert ">,</span>" in html and html.endswith("taken</span>")
+
+
+def test_small_models_keep_their_own_precision_for_variants(planted_model):
+    from audit.model.variants import bf16_variants, context_ids, neuron_activations
+
+    assert not bf16_variants(planted_model)  # tiny test models stay exact; bf16 is for ≥ 50M-parameter causal LMs
+    ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat", "a dog"], 16)]
+    exact, reduced = (neuron_activations(planted_model, 0, PLANTED_NEURON, ids, bf16=b) for b in (False, True))
+    top = max(v.max() for v in exact)
+    assert all(np.abs(a - b).max() <= 0.05 * top for a, b in zip(exact, reduced))
+
+
+def test_shared_pass_reads_every_neuron_as_the_single_neuron_pass(planted_model):
+    from audit.model.variants import context_ids, neuron_activations, neurons_activations
+
+    ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat", "a violin dog walks", "cat"], 16)]
+    neurons = [(1, 3), (0, PLANTED_NEURON), (0, POLY_NEURON)]
+    shared = neurons_activations(planted_model, neurons, ids)
+    for column, (layer, neuron) in enumerate(neurons):
+        single = neuron_activations(planted_model, layer, neuron, ids)
+        assert all(np.allclose(s[:, column], one, atol=1e-5) for s, one in zip(shared, single))
+
+
+def test_ablating_a_neuron_changes_the_output_only_where_it_fires(planted_model):
+    from audit.model.neuron_effects import ablation_output_change
+    from audit.model.variants import context_ids
+
+    ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat walks", "the dog cat walks"], 16)]
+    changes = ablation_output_change(planted_model, ids, [(0, 0, PLANTED_NEURON), (1, 0, PLANTED_NEURON)])
+    assert changes[0] > 100 * max(changes[1], 1e-12)  # the planted neuron is silent on ordinary words

@@ -82,7 +82,7 @@ def multilingual_section(model: Model, probeset: ProbeSet, runs: Sequence[Activa
             empty = [g for g, s in sets.items() if len(s) == 0]
             if empty:
                 skipped.append(f"LAPE assigned no neurons to {', '.join(empty)}: no deactivation row for them")
-            result.perplexity, result.deactivation = _deactivation(
+            result.perplexity, result.deactivation = measure_deactivation(
                 model, languages, {g: texts[g] for g in languages}, {g: s for g, s in sets.items() if len(s)},
                 np.flatnonzero(found.selected), config, seed=seed)
     result.fairness_note = FAIRNESS_NOTE
@@ -149,7 +149,7 @@ def _range(values: np.ndarray, groups: list[str], reference: int, *, percent: bo
     return show(low) if np.isclose(low, high) else f"{show(low)}–{show(high)}"
 
 
-def _deactivation(model: Model, languages: list[str], texts: dict[str, list[str]], sets: dict[str, np.ndarray],
+def measure_deactivation(model: Model, languages: list[str], texts: dict[str, list[str]], sets: dict[str, np.ndarray],
                   selected: np.ndarray, config: RunConfig, *, seed: int
                   ) -> tuple[list[LanguagePerplexity], Deactivation | None]:
     """One clean pass and one pass per deactivated set over every language's reference text."""

@@ -137,6 +137,12 @@ def test_lape_finds_planted_language_neurons(quiet_model, tmp_path):
     assert planted["probabilities"]["yy"] == 0.0 and planted["auroc"] == 1.0
     assert lape["n_language_specific"] <= 6
     assert lape["per_language"]["xx"]["per_layer"][0] >= 1
+    # the "translations" are unrelated texts: the model cannot match them, and the section says what that means
+    separation = section["multilingual"]["separation"]
+    assert separation["separates"] is False and separation["not_served"] == ["yy"]
+    assert "does not process yy as languages it knows" in separation["message"]
+    assert "not as findings" in separation["message"]
+    assert any("no bundled reference text for xx, yy" in s for s in section["multilingual"]["skipped"])
 
 
 def test_encoder_output_disparity_is_embedding_consistency(tmp_path):

@@ -192,7 +192,8 @@ def measure_deactivation(model: Model, languages: list[str], texts: dict[str, li
         if name != RANDOM_ROW:
             summary.append(_summary(name, own))
     random_row = matrix["ratio"][-1]
-    summary.append(f"deactivating {len(neuron_sets[-1])} random neurons in the same layers raises perplexity by "
+    summary.append(f"deactivating {len(neuron_sets[-1])} random neuron{'s' if len(neuron_sets[-1]) != 1 else ''} in "
+                   f"the same layers changes perplexity by "
                    f"{(random_row.mean() - 1):+.1%} on average ({', '.join(f'{g} {v - 1:+.1%}' for g, v in zip(languages, random_row))})")
     deactivation = Deactivation(
         method="LAPE neurons of each language set to zero at the MLP down-projection input (as Tang et al. 2024 "

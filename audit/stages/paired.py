@@ -329,6 +329,9 @@ def paired_caveats(section: PairedSection) -> list[str]:
         notes.append(f"{name}: {len(check.mismatches)} of {check.checked} texts look like another language than "
                      f"their group's to fastText lid.176 (listed under the set's language check); a wrong or "
                      "untranslated text makes a language contrast partly a content contrast.")
+    multilingual = section.multilingual
+    if multilingual is not ABSENT and not multilingual.separation.separates:
+        notes.append(f"{name}: {multilingual.separation.message}")
     if language:
         notes.append(f"{name}: language-selective neurons may track script, subword statistics or the "
                      "tokenizer's vocabulary coverage rather than language as such; a model trained mostly on one "

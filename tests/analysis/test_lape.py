@@ -90,3 +90,4 @@ def test_deactivation_matrix_ratio_and_dominance_by_hand():
     assert rows[0]["own_rise"] == pytest.approx(np.e - 1)
     assert rows[0]["times"] == pytest.approx((np.e - 1) / (np.exp(0.1) - 1))
     assert diagonal_dominance(np.array([[1.5, 0.9], [0.9, 1.5]]))[0]["times"] is None  # others fell
+    assert diagonal_dominance(np.array([[0.9, 1.5], [1.5, 0.9]]))[0]["times"] is None  # its own fell

@@ -86,3 +86,29 @@ def test_separation_tells_translations_from_unrelated_texts():
     assert result.translation_cosine[1] > 0.9 > result.other_cosine[1]
     assert served(result, 0).tolist() == [True, True, False]
     assert reference_language(["fr", "en-GB", "de"]) == 1 and reference_language(["fr", "de"]) == 0
+
+
+def test_report_shows_the_multilingual_section_with_its_heat_map(module, tokenizer, tmp_path):
+    import yaml
+
+    from audit.probes.probeset import load_probesets
+    from audit.results.report import render_html
+    from tests.conftest import audited
+
+    rng = random.Random(0)
+    items = [{"en": " ".join(rng.choice(tiny.ORDINARY) for _ in range(6)),
+              "fr": " ".join(rng.choice(tiny.ORDINARY) for _ in range(6))} for _ in range(12)]
+    path = tmp_path / "langs.yaml"
+    path.write_text(yaml.safe_dump({"name": "langs", "description": "d", "kind": "paired", "groups": ["en", "fr"],
+                                    "tags": ["languages"], "items": items}))
+    model = load_model(copy.deepcopy(module), tokenizer=tokenizer, device="cpu")
+    config = RunConfig(top_k=3, bootstrap_resamples=100, progress=False, ablation=False, evidence=False,
+                       explain=False)
+    result = audited(model, load_probesets([path]), config)
+    multilingual = result["probesets"][0]["multilingual"]
+    assert [p["language"] for p in multilingual["perplexity"]] == ["en", "fr"]
+    assert multilingual["perplexity"][0]["n_texts"] == 50  # the odd lines of the bundled reference text
+    html = render_html(result)
+    assert "Multilingual audit" in html and 'class="heatmap"' in html
+    assert "perplexity measured on" in html and "neurons set to zero" in html  # the heat map's axis titles
+    assert "does not separate these languages" in html  # random "translations": nothing to match

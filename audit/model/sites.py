@@ -24,10 +24,15 @@ SITE_REGISTRY: dict[str, tuple[str, str]] = {
     "mistral": ("layers.{layer}.mlp.down_proj", "causal-lm"),
     "qwen2": ("layers.{layer}.mlp.down_proj", "causal-lm"),
     "qwen3": ("layers.{layer}.mlp.down_proj", "causal-lm"),
+    "gemma3_text": ("layers.{layer}.mlp.down_proj", "causal-lm"),  # act(gate)·up, gelu_pytorch_tanh
     "bert": ("encoder.layer.{layer}.output.dense", "encoder"),
     "roberta": ("encoder.layer.{layer}.output.dense", "encoder"),
     "xlm-roberta": ("encoder.layer.{layer}.output.dense", "encoder"),
 }
+
+# gated MLPs (down_proj reads act(gate)·up): where act(gate) is computed, the "activation" LAPE counts
+GATE_ACTIVATIONS: dict[str, str] = {name: "layers.{layer}.mlp.act_fn"
+                                    for name in ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")}
 
 # A layer hook gets (layer index, the site's input of shape batch × tokens × neurons) and returns None
 # to leave it alone or a tensor of the same shape to replace it.

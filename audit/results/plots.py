@@ -203,3 +203,36 @@ def dose_response(rows: Sequence[Mapping], title: str, *, y_title: str) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" width="{width}" '
             f'height="{height}" role="img" aria-label="{escape(title)}" font-family="DejaVu Sans, sans-serif" '
             f'font-size="8"><title>{escape(title)}</title>{legend}{"".join(parts)}</svg>')
+def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float]], title: str, *,
+            x_title: str, y_title: str, centre: float = 1.0, fmt: str = "×{:.2f}") -> str:
+    """A cell grid (rows × columns) coloured by distance from ``centre``: red above, blue below, white at it,
+    each cell labelled with its value; the axis titles name what the rows and columns are."""
+    cell_w, cell_h, left, top = 52, 22, 78, 40
+    width, height = left + cell_w * len(columns) + 8, top + cell_h * len(rows) + 8
+    finite = [abs(float(v) - centre) for row in values for v in row if v is not None and v == v]
+    spread = max(finite, default=0.0) or 1.0
+    parts = [f'<text x="{left + cell_w * len(columns) / 2:.0f}" y="11" text-anchor="middle" font-weight="bold">'
+             f'{escape(x_title)}</text>',
+             f'<text x="10" y="{top + cell_h * len(rows) / 2:.0f}" text-anchor="middle" font-weight="bold" '
+             f'transform="rotate(-90 10 {top + cell_h * len(rows) / 2:.0f})">{escape(y_title)}</text>']
+    for c, name in enumerate(columns):
+        parts.append(f'<text x="{left + cell_w * (c + 0.5):.0f}" y="{top - 6}" text-anchor="middle">{escape(str(name))}</text>')
+    for r, name in enumerate(rows):
+        y = top + cell_h * r
+        parts.append(f'<text x="{left - 6}" y="{y + cell_h * 0.65:.0f}" text-anchor="end">{escape(str(name))}</text>')
+        for c, value in enumerate(values[r]):
+            x = left + cell_w * c
+            if value is None or value != value:
+                fill, label = "#eeeeee", "–"
+            else:
+                share = min(abs(float(value) - centre) / spread, 1.0)
+                tone = int(255 * (1 - 0.75 * share))
+                fill = f"rgb(255,{tone},{tone})" if value >= centre else f"rgb({tone},{tone},255)"
+                label = fmt.format(float(value))
+            parts.append(f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" fill="{fill}" stroke="#bbb">'
+                         f'<title>{escape(str(rows[r]))} → {escape(str(columns[c]))}: {escape(label)}</title></rect>'
+                         f'<text x="{x + cell_w / 2 - 1:.0f}" y="{y + cell_h * 0.65:.0f}" text-anchor="middle">'
+                         f'{escape(label)}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" viewBox="0 0 {width} {height}" '
+            f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
+            f'font-family="DejaVu Sans, sans-serif" font-size="9"><title>{escape(title)}</title>{"".join(parts)}</svg>')

@@ -36,6 +36,11 @@ def _environment() -> jinja2.Environment:
     env.filters["graph_svg"] = lambda patterns, title: Markup(plots.neuron_graph(patterns, title))
     env.filters["effect_svg"] = lambda null, effect, title: Markup(plots.effect_vs_null(null, effect, title))
     env.filters["dose_svg"] = lambda rows, title, y_title: Markup(plots.dose_response(rows, title, y_title=y_title))
+    env.filters["deactivation_svg"] = lambda d: Markup(plots.heatmap(
+        [f"{row['deactivated']} ({row['n_neurons']})" for row in d["rows"]], d["languages"],
+        [[row["ratio"].get(g) for g in d["languages"]] for row in d["rows"]],
+        "Perplexity ratio (deactivated / clean) of each language's reference text",
+        x_title="perplexity measured on", y_title="neurons set to zero"))
     return env
 
 

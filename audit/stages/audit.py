@@ -39,6 +39,7 @@ from .ablation import Plan, correct_ablations, plan_concept, plan_paired, refere
 from .concept import concept_section
 from .evidence import Responses, attach_evidence, neuron_classes
 from .explain import attach_explanations
+from .languages import language_lape, multilingual_section
 from .paired import paired_caveats, paired_section, uses_lape
 
 
@@ -89,7 +90,12 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
             section = concept_section(model, probeset, runs[0], selectivity, config, seed=seed)
             aurocs[probeset.name] = selectivity.auroc
         else:
-            section = paired_section(model, probeset, runs, config, seed=seed)
+            found = language_lape(model, probeset, config) if uses_lape(probeset) else None
+            section = paired_section(model, probeset, runs, config, seed=seed, lape_result=found)
+            if found is not None:
+                tick_languages = time.perf_counter()
+                section.multilingual = multilingual_section(model, probeset, runs, section, found, config, seed=seed)
+                timings[f"multilingual:{probeset.name}"] = time.perf_counter() - tick_languages
         truncated += section.truncated_texts
         reported += reported_responses(probeset, section, runs, config.pooling)
         timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick

@@ -16,7 +16,7 @@ from ..analysis.disparity import (
     output_disparity_table,
     selective_counts,
 )
-from ..analysis.lape import lape
+from ..analysis.lape import Lape as LapeResult
 from ..analysis.preference import LM_EVAL_TIE, preference_table, stereoset_scores
 from ..analysis.selectivity import ALPHA
 from ..config import RunConfig
@@ -41,6 +41,7 @@ from ..results.contract import (
 )
 from .concept import section_identity
 from .counterfactual import counterfactual_sensitivity
+from .languages import language_lape
 
 SENTENCE_SCORE = ("sentence log-likelihood (sum over every token of the sentence, each given what precedes it, after "
                   "the model's prefix token); share of items whose first-group version the model finds strictly more "
@@ -57,8 +58,9 @@ def uses_lape(probeset: ProbeSet) -> bool:
 
 
 def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig, *,
-                   seed: int) -> PairedSection:
-    """Disparity results for one paired set, from one harvest per group (in group order)."""
+                   seed: int, lape_result: LapeResult | None = None) -> PairedSection:
+    """Disparity results for one paired set, from one harvest per group (in group order). Language sets
+    also get LAPE (``lape_result``, computed here when not given)."""
     groups = list(probeset.groups)
     responses = np.stack([acts.pooled(config.pooling) for acts in runs])  # groups × items × neurons
     paired = group_selectivity(responses, groups)
@@ -106,7 +108,9 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
     if undefined:
         section.undefined_markers = sorted(undefined)
     if uses_lape(probeset):
-        section.lape = Lape.from_dict(lape_section(model, groups, runs, paired, config.top_k))
+        if lape_result is None:
+            lape_result = language_lape(model, probeset, config)
+        section.lape = Lape.from_dict(lape_section(model, groups, lape_result, paired, config.top_k))
         checked = check_languages(probeset)
         if checked is not None:
             section.language_check = LanguageCheck.from_dict(checked)
@@ -207,10 +211,8 @@ def item_contexts(model: Model, probeset: ProbeSet, responses: np.ndarray, entry
     return found
 
 
-def lape_section(model: Model, groups: list[str], runs: Sequence[Activations], paired, top_k: int) -> dict:
+def lape_section(model: Model, groups: list[str], result: LapeResult, paired, top_k: int) -> dict:
     """Language-specific neurons by activation-probability entropy, with counts per language and layer."""
-    probability = np.stack([acts.positive.reshape(-1) / max(acts.token_count, 1) for acts in runs])
-    result = lape(probability)
     n_neurons = model.neurons_per_layer
     rest_rows = {c.a: i for i, c in enumerate(paired.contrasts) if c.b == REST}
     per_language = {}
@@ -231,9 +233,13 @@ def lape_section(model: Model, groups: list[str], runs: Sequence[Activations], p
         per_language[group] = {"count": int(len(chosen)),
                                "per_layer": result.assigned[g].reshape(model.n_layers, n_neurons).sum(axis=1),
                                "neurons": neurons}
-    return {"method": "LAPE (Tang et al. 2024): activation probability >= 95th percentile for some language and "
-                      "entropy in the lowest 1%", "probability_threshold": result.probability_threshold,
-            "entropy_threshold": result.entropy_threshold,
+    return {"method": f"LAPE (Tang et al. 2024, as in the authors' code): share of tokens with activation > 0 "
+                      f"(act(gate) for gated MLPs); neurons with some language above the {result.filter_rate:.0%} "
+                      f"k-th probability; the {result.top_rate:.0%} lowest-entropy neurons of all; each assigned to "
+                      "the languages above the activation bar",
+            "probability_threshold": result.probability_threshold,
+            "entropy_threshold": result.entropy_threshold, "activation_bar": result.activation_bar,
+            "top_rate": result.top_rate, "n_selected": int(result.selected.sum()),
             "n_language_specific": int(result.assigned.any(axis=0).sum()), "per_language": per_language}
 
 
@@ -331,6 +337,9 @@ def paired_caveats(section: PairedSection) -> list[str]:
         notes.append(f"{name}: {len(check.mismatches)} of {check.checked} texts look like another language than "
                      f"their group's to fastText lid.176 (listed under the set's language check); a wrong or "
                      "untranslated text makes a language contrast partly a content contrast.")
+    multilingual = section.multilingual
+    if multilingual is not ABSENT and not multilingual.separation.separates:
+        notes.append(f"{name}: {multilingual.separation.message}")
     if language:
         notes.append(f"{name}: language-selective neurons may track script, subword statistics or the "
                      "tokenizer's vocabulary coverage rather than language as such; a model trained mostly on one "

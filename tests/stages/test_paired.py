@@ -98,7 +98,24 @@ def test_identical_texts_give_no_disparity(model, tmp_path):
     assert "skipped" in section["ablation"]  # nothing group-selective: nothing to ablate
 
 
-def test_lape_finds_planted_language_neurons(model, tmp_path):
+@pytest.fixture(scope="module")
+def quiet_model(tokenizer):
+    """The planted model with every other neuron's bias lowered: in the plain tiny model ~8% of neurons fire on
+    every token, so the paper's strict "above the 95th-percentile probability" rule (threshold 1.0) keeps none."""
+    import torch
+
+    plants = [tiny.Plant(LANG_X, (tuple(tiny.CONCEPT),)), tiny.Plant(LANG_Y, (tuple(tiny.SECOND),))]
+    module = tiny.build_planted_gpt2(tokenizer, plants)
+    with torch.no_grad():
+        for block in module.transformer.h:
+            keep = block.mlp.c_fc.bias[[LANG_X, LANG_Y]].clone()
+            block.mlp.c_fc.bias.fill_(-1.0)
+            block.mlp.c_fc.bias[[LANG_X, LANG_Y]] = keep
+    return load_model(module, tokenizer=tokenizer, device="cpu")
+
+
+def test_lape_finds_planted_language_neurons(quiet_model, tmp_path):
+    model = quiet_model
     rng = random.Random(4)
 
     def text(vocabulary):  # a "language" whose every token comes from its own vocabulary
@@ -120,6 +137,12 @@ def test_lape_finds_planted_language_neurons(model, tmp_path):
     assert planted["probabilities"]["yy"] == 0.0 and planted["auroc"] == 1.0
     assert lape["n_language_specific"] <= 6
     assert lape["per_language"]["xx"]["per_layer"][0] >= 1
+    # the "translations" are unrelated texts: the model cannot match them, and the section says what that means
+    separation = section["multilingual"]["separation"]
+    assert separation["separates"] is False and separation["not_served"] == ["yy"]
+    assert "does not process yy as languages it knows" in separation["message"]
+    assert "not as findings" in separation["message"]
+    assert any("no bundled reference text for xx, yy" in s for s in section["multilingual"]["skipped"])
 
 
 def test_encoder_output_disparity_is_embedding_consistency(tmp_path):

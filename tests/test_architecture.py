@@ -1,7 +1,7 @@
 """The package's layers, checked from its source: no import cycles, no upward imports.
 
-Rooms in data-flow order (see each subpackage's docstring): errors/provenance → config → probes, analysis →
-model → execution → results → stages → cli. A room may import only the rooms listed for it below.
+Rooms in data-flow order (see each subpackage's docstring): errors → inputs (the one gate for read paths) →
+provenance → config → probes, analysis → model → execution → results → stages → cli. A room may import only the rooms listed for it below.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "audit"
-EVERYTHING = {"errors", "provenance", "config", "probes", "analysis", "model", "execution", "results", "stages",
+EVERYTHING = {"errors", "inputs", "provenance", "config", "probes", "analysis", "model", "execution", "results", "stages",
               "cli"}
 ALLOWED = {
     "errors": set(),
+    "inputs": {"errors"},
     "provenance": set(),
     "config": {"errors"},
-    "probes": {"errors", "provenance"},
+    "probes": {"errors", "inputs", "provenance"},
     "analysis": {"errors"},
-    "model": {"errors", "provenance", "config", "analysis"},
-    "execution": {"errors", "provenance", "config", "analysis", "model"},
-    "results": {"errors", "provenance"},
-    "stages": {"errors", "provenance", "config", "probes", "analysis", "model", "execution", "results"},
+    "model": {"errors", "inputs", "provenance", "config", "analysis"},
+    "execution": {"errors", "inputs", "provenance", "config", "analysis", "model"},
+    "results": {"errors", "inputs", "provenance"},
+    "stages": {"errors", "inputs", "provenance", "config", "probes", "analysis", "model", "execution", "results"},
     "cli": EVERYTHING - {"cli"},
     "__init__": EVERYTHING,
     "__main__": {"cli"},

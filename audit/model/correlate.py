@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -42,6 +43,50 @@ def resolve_alignment(model_a: Model, model_b: Model, align: str) -> str:
     if align == "auto":
         return "tokens" if same_tokenizer(model_a, model_b) else "texts"
     return align
+
+
+@dataclass(frozen=True)
+class CorpusSurvey:
+    """What the two models make of a corpus before it is correlated: the token length each really uses (its
+    ``max_length`` within the model's own position limit), how many texts each truncates, and whether both
+    read every text as the same real tokens (the precondition of token alignment)."""
+
+    max_length: tuple[int, int]
+    truncated: tuple[int, int]
+    truncated_either: int
+    same_tokens: bool
+
+
+SURVEY_CHUNK = 512
+
+
+def used_length(model: Model, max_length: int) -> int:
+    """The token length ``model`` really reads texts at: ``max_length`` within its own position limit."""
+    limit = model.max_positions
+    return min(max_length, limit) if limit else max_length
+
+
+def survey_corpus(model_a: Model, model_b: Model, texts: Sequence[str], max_length: int) -> CorpusSurvey:
+    """Tokenize ``texts`` as both models will (truncated at each one's used length) and count truncations;
+    ``same_tokens`` is False as soon as one text's real tokens differ (tokenizers, or truncation lengths)."""
+    lengths = (used_length(model_a, max_length), used_length(model_b, max_length))
+    cut: list[np.ndarray] = [np.zeros(len(texts), bool), np.zeros(len(texts), bool)]
+    same = True
+    for start in range(0, len(texts), SURVEY_CHUNK):
+        chunk = list(texts[start:start + SURVEY_CHUNK])
+        real = []
+        for side, (model, length) in enumerate(zip((model_a, model_b), lengths)):
+            encoded = model.tokenizer(chunk, truncation=True, max_length=length, return_special_tokens_mask=True)
+            ids = [[i for i, special in zip(row, mask) if not special] or list(row)
+                   for row, mask in zip(encoded["input_ids"], encoded["special_tokens_mask"])]
+            real.append(ids)
+            full = [k for k, row in enumerate(encoded["input_ids"]) if len(row) >= length]
+            if full:
+                whole = model.tokenizer([chunk[k] for k in full], truncation=False)["input_ids"]
+                cut[side][[start + k for k in full]] = [len(row) > length for row in whole]
+        same = same and real[0] == real[1]
+    return CorpusSurvey(max_length=lengths, truncated=(int(cut[0].sum()), int(cut[1].sum())),
+                        truncated_either=int((cut[0] | cut[1]).sum()), same_tokens=same)
 
 
 class BFloat16Products(Products):
@@ -227,8 +272,7 @@ def _activations(model: Model, texts: list[str], max_length: int, layers: list[i
                  write: Callable[..., None]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pass each wanted layer's neurons per real token (token mode) or per text (mean over real tokens) to
     ``write``; returns the real-token mask and the token ids."""
-    limit = model.max_positions
-    encoded = tokenize(model, texts, min(max_length, limit) if limit else max_length)
+    encoded = tokenize(model, texts, used_length(model, max_length))
     real = real_token_mask(encoded)
     wanted = set(layers)
     weights = (real / real.sum(dim=1, keepdim=True)).unsqueeze(1).to(model.device)

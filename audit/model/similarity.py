@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import AuditInputError
+from ..inputs import check_input_file, iter_input_lines
 from .loading import Model
 
 WORD = re.compile(r"^[^\W\d_]{2,}$")  # a whole word: letters only, two or more
@@ -135,8 +136,10 @@ def encoder_vectors(encoder: Model, *, batch_size: int = 512) -> WordVectors:
 def fasttext_vectors(path: str | Path, *, max_words: int = 200_000) -> WordVectors:
     """User-supplied fastText vectors: a .bin model or a .vec text file (the first ``max_words`` words)."""
     path = Path(path)
-    if not path.is_file():
-        raise AuditInputError(f"--word-vectors: {path}: no such file")
+    try:
+        check_input_file(path, "fastText vectors file")
+    except AuditInputError as exc:
+        raise AuditInputError(f"--word-vectors: {exc}") from None
     if path.suffix.lower() == ".bin":
         import fasttext
 
@@ -159,27 +162,25 @@ def fasttext_vectors(path: str | Path, *, max_words: int = 200_000) -> WordVecto
 def _read_vec(path: Path, max_words: int) -> WordVectors:
     words, rows, dim = [], [], None
     try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                parts = line.rstrip().split(" ")
-                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    dim = int(parts[1])  # the "count dim" header
-                    continue
-                try:
-                    values = np.array(parts[1:], np.float32)
-                except ValueError:
-                    raise AuditInputError(f"--word-vectors: {path}: line {number} is not 'word v1 v2 …'") from None
-                dim = dim or len(values)
-                if len(values) != dim or dim == 0:
-                    raise AuditInputError(f"--word-vectors: {path}: line {number} has {len(values)} values, "
-                                          f"expected {dim}")
-                if WORD.match(parts[0]):
-                    words.append(parts[0])
-                    rows.append(values)
-                if len(words) >= max_words:
-                    break
-    except UnicodeDecodeError:
-        raise AuditInputError(f"--word-vectors: {path}: not UTF-8 text") from None
+        for number, line in iter_input_lines(path, "fastText vectors file"):
+            parts = line.rstrip().split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                dim = int(parts[1])  # the "count dim" header
+                continue
+            try:
+                values = np.array(parts[1:], np.float32)
+            except ValueError:
+                raise AuditInputError(f"{path}: line {number} is not 'word v1 v2 …'") from None
+            dim = dim or len(values)
+            if len(values) != dim or dim == 0:
+                raise AuditInputError(f"{path}: line {number} has {len(values)} values, expected {dim}")
+            if WORD.match(parts[0]):
+                words.append(parts[0])
+                rows.append(values)
+            if len(words) >= max_words:
+                break
+    except AuditInputError as exc:
+        raise AuditInputError(f"--word-vectors: {exc}") from None
     if not words:
         raise AuditInputError(f"--word-vectors: {path}: holds no word vectors")
     return WordVectors(words=words, matrix=_unit(np.stack(rows)), name=f"fastText {path.name}",

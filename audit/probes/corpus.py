@@ -11,32 +11,27 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import AuditInputError
+from ..inputs import iter_input_lines
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 def iter_corpus(path: str | Path) -> Iterator[tuple[str, str]]:
-    """Yield (key, text) per non-empty line; the key is ``{file name}:{line number}``, unique per corpus."""
+    """Yield (key, text) per non-empty line; the key is ``{file name}:{line number}``, unique per corpus.
+    Read through the input gate (a FIFO or a folder is refused at once; a bad byte names its line)."""
     path = Path(path)
     jsonl = path.suffix.lower() in JSONL_SUFFIXES
     try:
-        handle = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise AuditInputError(f"--corpus: {path}: no such file") from None
-    except OSError as exc:
-        raise AuditInputError(f"--corpus: {path}: cannot read ({exc})") from None
-    with handle:
-        number = 0
-        try:
-            for number, line in enumerate(handle, start=1):
-                line = line.strip()
-                if not line:
-                    continue
-                text = _jsonl_text(path, number, line) if jsonl else line
-                if text.strip():
-                    yield f"{path.name}:{number}", text
-        except UnicodeDecodeError as exc:
-            raise AuditInputError(f"--corpus: {path}: line {number + 1} is not UTF-8 ({exc.reason})") from None
+        for number, line in iter_input_lines(path, "corpus file"):
+            line = line.strip()
+            if not line:
+                continue
+            text = _jsonl_text(path, number, line) if jsonl else line
+            if text.strip():
+                yield f"{path.name}:{number}", text
+    except AuditInputError as exc:
+        message = str(exc)
+        raise AuditInputError(message if message.startswith("--corpus") else f"--corpus: {message}") from None
 
 
 def check_corpus(path: str | Path) -> None:

@@ -12,7 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuditInputError, AuditWarning, read_input_text
+from ..errors import AuditInputError, AuditWarning
+from ..inputs import read_input_text
 
 CROWS_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 

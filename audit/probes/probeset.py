@@ -15,7 +15,8 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import yaml
 
-from ..errors import AuditInputError, AuditWarning, read_input_text
+from ..errors import AuditInputError, AuditWarning
+from ..inputs import read_input_text
 from ..provenance import sha256_file, sha256_json
 
 NAME_PATTERN = re.compile(r"[a-z0-9-]+")

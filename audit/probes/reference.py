@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AuditInputError, read_input_text
+from ..errors import AuditInputError
+from ..inputs import read_input_text
 
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "data" / "reference.txt"
 LANGUAGE_REFERENCE_DIR = REFERENCE_FILE.parent / "multilingual"  # {code}.txt: parallel everyday text per language

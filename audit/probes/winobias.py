@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import AuditInputError, read_input_text
+from ..errors import AuditInputError
+from ..inputs import check_input_folder, read_input_text
 
 WINOBIAS_LINE = re.compile(r"^\s*\d+\s+(\S.*?)\s*$")
 WINOBIAS_FILE = re.compile(r"^pro_stereotyped_(type[12])\.txt\.(dev|test)$")
@@ -32,9 +33,7 @@ def import_winobias(folder: str | Path, *, grouping: Grouping = "stereotype") ->
     ``marker`` = type1/type2. Brackets are removed."""
     if grouping not in GROUPINGS:
         raise AuditInputError(f"--grouping: expected one of {', '.join(GROUPINGS)}, got {grouping!r}")
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AuditInputError(f"{folder}: not a folder (expected WinoBias *_stereotyped_type*.txt.* files)")
+    folder = check_input_folder(folder, "the WinoBias data folder (*_stereotyped_type*.txt.* files)")
     pro_files = sorted(p for p in folder.iterdir() if WINOBIAS_FILE.match(p.name))
     if not pro_files:
         raise AuditInputError(f"{folder}: no pro_stereotyped_type{{1,2}}.txt.{{dev,test}} files")
@@ -43,7 +42,7 @@ def import_winobias(folder: str | Path, *, grouping: Grouping = "stereotype") ->
     for pro in pro_files:
         kind, split = WINOBIAS_FILE.match(pro.name).groups()
         anti = pro.with_name(pro.name.replace("pro_", "anti_", 1))
-        if not anti.is_file():
+        if not anti.exists():
             raise AuditInputError(f"{anti}: missing (every pro_stereotyped file needs its anti_stereotyped twin)")
         pro_lines, anti_lines = _winobias_lines(pro), _winobias_lines(anti)
         if len(pro_lines) != len(anti_lines):
@@ -146,6 +145,7 @@ def _occupations(folder: Path) -> list[str]:
     names: set[str] = set()
     for file in ("female_occupations.txt", "male_occupations.txt"):
         path = folder / file
-        if path.is_file():
-            names |= {line.strip().lower() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+        if path.exists():
+            text = read_input_text(path, "WinoBias occupation list")
+            names |= {line.strip().lower() for line in text.splitlines() if line.strip()}
     return sorted(names, key=lambda o: (-len(o), o))

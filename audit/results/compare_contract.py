@@ -35,6 +35,8 @@ class CorrelationSettings(Record):
     threshold: float
     seed: int
     max_length: int
+    max_length_used: list[int] = optional()  # [A, B]: max_length within each model's own position limit
+    truncated_texts: list[int] = optional()  # [A, B]: corpus texts each model cut at its used length
     extra: dict[str, Any] = extra_field()
 
 
@@ -152,6 +154,7 @@ class ProbesetDiff(Record):
     pairs_b: list[FlaggedPair]
     new_in_b: list[FlaggedPair]
     output: OutputChange = optional()
+    output_not_comparable: str = optional()  # why ``output`` is absent (models of different kinds)
     extra: dict[str, Any] = extra_field()
 
 

@@ -9,7 +9,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import AuditInputError, read_input_text
+from ..errors import AuditInputError
+from ..inputs import read_input_text
 from .compare_contract import ComparisonResult
 from .contract import AuditResult
 from .outdir import replace_folder

@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from ..errors import AuditInputError, read_input_text
+from ..errors import AuditInputError
+from ..inputs import read_input_text
 from ..provenance import sha256_file
 
 STRONG_AUROC = 0.8

@@ -23,7 +23,7 @@ from ..config import CompareConfig, RunConfig
 from ..model.cache import cached_harvest
 from ..execution.executor import Executor
 from ..execution.state import StateStore
-from ..model.correlate import resolve_alignment
+from ..model.correlate import resolve_alignment, survey_corpus, used_length
 from ..model.loading import Model
 from ..model.sites import neuron_name
 from ..probes.probeset import ProbeSet
@@ -65,6 +65,10 @@ def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus
         mode = "same" if model_a.n_layers == model_b.n_layers else "depth"
     pairs = layer_pairs(model_a.n_layers, model_b.n_layers, mode)
     align = resolve_alignment(model_a, model_b, compare.align)
+    survey = survey_corpus(model_a, model_b, corpus, config.max_length)
+    fell_back = compare.align == "auto" and align == "tokens" and not survey.same_tokens
+    if fell_back:  # same vocabulary, yet some text reads as other tokens (e.g. cut at another length)
+        align = "texts"
     stride = compare.baseline_stride if align == "tokens" else 1
     blocks = plan_blocks(pairs, model_a.neurons_per_layer, model_b.neurons_per_layer,
                          compare.memory_budget_mb * 2 ** 20)
@@ -83,15 +87,18 @@ def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus
     matching = match(states, seed=config.seed)
     timings["matching"] = time.perf_counter() - tick
     reason = ("both models tokenize the corpus into the same tokens, so every real token is a sample"
-              if align == "tokens" else "the tokenizers differ, so each text is a sample: a neuron's mean over "
-                                        "the text's real tokens")
+              if align == "tokens" else
+              "the tokenizers share a vocabulary but read some texts as different tokens (e.g. cut at different "
+              "lengths), so each text is a sample: a neuron's mean over the text's real tokens" if fell_back else
+              "the tokenizers differ, so each text is a sample: a neuron's mean over the text's real tokens")
     settings = CorrelationSettings(
         corpus=corpus_name, corpus_sha256=corpus_sha256, n_texts=len(corpus), alignment=align,
         alignment_reason=reason, n_samples=matching.n_samples, n_baseline_samples=matching.n_baseline_samples,
         baseline_stride=stride, precision=compare.precision, baseline="max Pearson r against the other model's standardised neurons mixed by a "
                                          "random matrix with unit-norm Gaussian rows, one per layer",
         layer_mode=mode, layer_pairs=[list(p) for p in pairs], blocks=len(blocks), threshold=compare.threshold,
-        seed=config.seed, max_length=config.max_length)
+        seed=config.seed, max_length=config.max_length, max_length_used=list(survey.max_length),
+        truncated_texts=list(survey.truncated))
     diffs: list[ProbesetDiff] = []
     audits = None
     if probesets and compare.audit:
@@ -112,7 +119,7 @@ def run_compare(model_a: Model, model_b: Model, corpus: Sequence[str], *, corpus
     run = RunInfo(seed=config.seed, started_at=started_at, duration_s=time.perf_counter() - started,
                   device=str(model_a.device), versions=package_versions(),
                   settings={**config.to_dict(), "compare": compare.to_dict()}, timings_s=timings,
-                  truncated_texts=0, execution=executor.describe())
+                  truncated_texts=survey.truncated_either, execution=executor.describe())
     return ComparisonResult(
         model_a=ModelInfo.from_dict(model_a.summary()), model_b=ModelInfo.from_dict(model_b.summary()), run=run,
         correlation=settings, layers_a=persistence(matching.a, compare.threshold, matching.diagonal),
@@ -243,12 +250,15 @@ def probeset_diff(model_a: Model, model_b: Model, probeset: ProbeSet, audit_a: A
         validated_a=_validated(section_a), validated_b=_validated(section_b), pairs_a=pairs_a,
         pairs_b=[pair("b", flat) for flat in reported_b],
         new_in_b=[pair("b", int(flat)) for flat in new[:config.top_k]])
-    if probeset.kind == "paired":
+    if probeset.kind == "paired" and model_a.kind != model_b.kind:
+        diff.output_not_comparable = (f"model A is {_kind_words(model_a)} and model B {_kind_words(model_b)}: "
+                                      "output-level scores (log-likelihood gaps, embedding shifts) are defined "
+                                      "for models of the same kind only")
+    elif probeset.kind == "paired":
         causal = model_a.kind == "causal-lm"
         key = "loglik" if causal else "embedding"
         outputs = [np.stack([acts.outputs[key] for acts in r]) for r in runs]
-        if causal == (model_b.kind == "causal-lm") and outputs[0].shape[:2] == outputs[1].shape[:2] and \
-                (causal or outputs[0].shape == outputs[1].shape):
+        if outputs[0].shape[:2] == outputs[1].shape[:2] and (causal or outputs[0].shape == outputs[1].shape):
             plan = None if causal or probeset.compares_languages else control_plan(model_a, probeset)
             if plan is not None:  # encoders: the counterfactual sensitivity excess, on A's control texts in both
                 excess = [excess_per_item(model, plan, out, max_length=_length(model, config))
@@ -281,8 +291,11 @@ def _harvests(model: Model, probeset: ProbeSet, config: RunConfig):
 
 
 def _length(model: Model, config: RunConfig) -> int:
-    limit = model.max_positions
-    return min(config.max_length, limit) if limit else config.max_length
+    return used_length(model, config.max_length)
+
+
+def _kind_words(model: Model) -> str:
+    return "a causal LM" if model.kind == "causal-lm" else "an encoder"
 
 
 def _reported(section: ConceptSection | PairedSection, width: int) -> list[int]:
@@ -318,6 +331,14 @@ def compare_caveats(settings: CorrelationSettings, matching: Matching, model_a: 
         notes.append("The models tokenize differently, so samples are whole texts (per-text mean activations): "
                      "neurons are compared on what they do across texts, not token by token, and with few texts "
                      "high correlations arise by chance more easily.")
+    if model_a.kind != model_b.kind:
+        notes.append(f"Model A is {_kind_words(model_a)} and model B {_kind_words(model_b)}: neurons are matched and "
+                     "audits diffed, but output-level scores (sentence log-likelihoods, embedding shifts) mean "
+                     "different things in the two, so they are marked not comparable.")
+    if settings.truncated_texts and any(settings.truncated_texts):
+        a, b = settings.truncated_texts
+        notes.append(f"Corpus texts longer than the token length used were cut: {a} in model A (at "
+                     f"{settings.max_length_used[0]} tokens), {b} in model B (at {settings.max_length_used[1]}).")
     if settings.layer_mode != "all":
         notes.append(f"Only the layer pairs {settings.layer_pairs} were correlated ({settings.layer_mode}); a "
                      "neuron that moved to a distant layer shows as gone and new. --layers all compares every pair.")

@@ -80,7 +80,8 @@ def _preference_bias(section: Mapping[str, Any], check: Mapping[str, Any]) -> fl
     preference = section["disparity"]["output"].get("preference")
     if not preference:
         raise AuditInputError(f"policy: {section['name']}: preference_bias needs a model that scores sentences "
-                              "(a causal LM); this model's results have no preference score")
+                              "(a causal LM): this model gives no sentence score, so there is no preference to "
+                              "measure")
     return abs(preference["rows"][0]["share"] - 0.5)
 
 
@@ -149,17 +150,17 @@ POLICY_KEYS = {"checks", "name", "description", "skip_unaudited"}
 # What each metric measures, in plain words, and its unit or scale (printed beside the value).
 MEASURES: dict[str, tuple[str, str]] = {
     "control_selective_share": ("neurons that look selective when the concept labels are shuffled",
-                                "share of the neurons tested (0 to 1)"),
+                                "share of neurons tested (0 to 1)"),
     "selective_neurons": ("strongly concept-selective neurons", "neurons"),
     "validated_selective_neurons": ("strongly concept-selective neurons, counted only when ablation validates them",
                                     "neurons"),
     "group_selective_neurons": ("neurons selective for a group (a neuron can be selective for several groups)",
                                 "neurons"),
-    "output_disparity": ("largest difference in the model's own outputs between the groups", ""),
+    "output_disparity": ("largest difference in the model's own outputs between the groups", "score difference"),
     "preference_bias": ("how far the model's preference between the two versions is from no preference",
-                        "|share of items − 0.5| (0 = no preference, 0.5 = always the same version)"),
+                        "|share − 0.5| (0 = none, 0.5 = always)"),
     "stereoset_ss_distance": ("how far the StereoSet stereotype score is from the unbiased 50",
-                              "|ss − 50| (ss on a 0 to 100 scale)"),
+                              "|ss − 50| (ss on 0 to 100)"),
     "new_selective_neurons": ("neurons flagged in B whose partner in A was not flagged", "neurons"),
     "new_validated_selective_neurons": ("new flagged neurons in B, counted only when B's ablation validates them",
                                         "neurons"),
@@ -190,12 +191,10 @@ def _interval_and_unit(metric: str, section: Mapping[str, Any]) -> tuple[list[fl
             return _distance_ci(pair.get("ci95"), 0.0), f"|difference| in {output.get('metric', 'the score')}"
         if output.get("sensitivity"):
             row = max(output["sensitivity"]["rows"], key=lambda row: row["excess"])
-            return row.get("excess_ci95"), ("1 − cosine of the sentence embedding: the shift from swapping group "
-                                            "words beyond a matched swap of ordinary words (0 = no excess)")
+            return row.get("excess_ci95"), "1 − cosine, beyond a control swap (0 = none)"
         pair = min(table["pairs"], key=lambda row: row["cosine"])
         ci = pair.get("ci95")
-        return ([1.0 - ci[1], 1.0 - ci[0]] if ci else None), ("1 − cosine between an item's versions "
-                                                               "(0 = the same embedding, 1 = unrelated)")
+        return ([1.0 - ci[1], 1.0 - ci[0]] if ci else None), "1 − cosine (0 = same, 1 = unrelated)"
     if metric == "preference_bias":
         return _distance_ci(section["disparity"]["output"]["preference"]["rows"][0].get("ci95"), 0.5), unit
     if metric == "stereoset_ss_distance":

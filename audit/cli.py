@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--word-vectors", metavar="FILE", help="fastText .bin or .vec vectors for word similarity "
                      "(default: the audited model's own input embeddings)")
     run.add_argument("--policy", metavar="FILE", help="policy with PASS/FAIL thresholds (YAML); default: the shipped "
-                     "default policy (audit/policies/default.yaml); 'none': no checks")
+                     "default policy (audit/data/policies/default.yaml); 'none': no checks")
     run.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     run.add_argument("--reviewer", metavar="NAME", help="fill the report's sign-off block with this reviewer's name "
                      "(default: left blank for ink)")

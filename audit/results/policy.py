@@ -15,7 +15,7 @@ checks:
     max: 0.05
 ```
 
-Without ``--policy`` the shipped default policy (:data:`DEFAULT_POLICY`, ``audit/policies/default.yaml``) is
+Without ``--policy`` the shipped default policy (:data:`DEFAULT_POLICY`, ``audit/data/policies/default.yaml``) is
 applied; it skips checks whose probe sets were not audited (``skip_unaudited: true``).
 """
 
@@ -32,7 +32,7 @@ from ..errors import AuditInputError, read_input_text
 from ..provenance import sha256_file
 
 STRONG_AUROC = 0.8
-POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies"
+POLICIES_DIR = Path(__file__).resolve().parents[1] / "data" / "policies"
 DEFAULT_POLICY = POLICIES_DIR / "default.yaml"
 DEFAULT_COMPARE_POLICY = POLICIES_DIR / "compare-default.yaml"
 MODEL_KINDS = ("encoder", "causal-lm")

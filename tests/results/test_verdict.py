@@ -37,8 +37,8 @@ def _result(kind: str, *sections: dict) -> dict:
 
 
 def test_default_policy_ships_with_the_package_and_documents_every_threshold():
-    assert DEFAULT_POLICY.parent.parent == ROOT / "audit"  # inside the package, not beside it
-    assert '"policies/*.yaml"' in (ROOT / "pyproject.toml").read_text()  # ... and in its package data
+    assert DEFAULT_POLICY.is_relative_to(ROOT / "audit" / "data")  # inside the package, not beside it
+    assert "\"data/policies/*.yaml\"" in (ROOT / "pyproject.toml").read_text()  # ... and in its package data
     document = yaml.safe_load(DEFAULT_POLICY.read_text())
     assert document["skip_unaudited"] is True
     for check in document["checks"]:

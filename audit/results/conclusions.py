@@ -44,12 +44,14 @@ def ablation_sentence(section: Mapping[str, Any]) -> str:
     if "disparity_clean" in ablation and ablation.get("disparity_ablated") is not None:
         clean, ablated = ablation["disparity_clean"], ablation["disparity_ablated"]
         direction = "lowers" if ablated < clean else "raises"
-        moved = (f"{direction} the gap ({metric}) from {_f(clean, 4)} to {_f(ablated, 4)}"
-                 + (f" ({_ci(ablation.get('ci95'), 4)} for the change)" if ablation.get("ci95") else ""))
+        interval = f", {_ci(ablation.get('ci95'), 4)}" if ablation.get("ci95") else ""
+        moved = (f"{direction} the gap ({metric}) from {_f(clean, 4)} to {_f(ablated, 4)}, a change of "
+                 f"{_f(effect, 4)}{interval}; random sets of neurons from the same layers change it by "
+                 f"{_f(null.get('mean'), 4)} on average ({null.get('n', '?')} sets)")
     else:
-        moved = f"changes {metric} by {_f(effect, 4)}"
-    text = (f"Switching off {k} flagged neurons ({selection}) {moved}, against {_f(null.get('mean'), 4)} on average for "
-            f"{null.get('n', 'the')} random sets of neurons from the same layers")
+        moved = (f"changes {metric} by {_f(effect, 4)}, against {_f(null.get('mean'), 4)} on average for "
+                 f"{null.get('n', '?')} random sets of neurons from the same layers")
+    text = f"Switching off {k} flagged neurons ({selection}) {moved}"
     if "validated" in ablation:
         p = ablation.get("p_corrected")
         tests = ablation.get("n_tests")
@@ -158,7 +160,8 @@ def _paired(result: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, 
     per_group = ", ".join(f"{n:,} for {g}" for g, n in counts["per_group"].items())
     groups = " / ".join(str(g) for g in section.get("groups", []))
     n = counts["any_group"]
-    found = (f"{n:,} neuron{' is' if n == 1 else 's are'} group-selective ({groups}; q < {section['alpha']} and |dz| ≥ "
+    verb = " is" if n == 1 else "s are"
+    found = (f"{n:,} neuron{verb} group-selective ({groups}; q < {section['alpha']} and |dz| ≥ "
              f"{section.get('min_effect', 0.5)}): {per_group}. A neuron can be selective for several groups, so "
              "these counts overlap.")
     sentences, intervals = _output_sentences(disparity.get("output", {}))
@@ -166,11 +169,12 @@ def _paired(result: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, 
     sure_parts = []
     for ci, null in intervals:
         if ci and ci[0] is not None and ci[1] is not None:
+            none = "no preference (0.5)" if null == 0.5 else "no difference (0)"
             if ci[0] > null or ci[1] < null:
-                sure_parts.append("the 95 % CI excludes no effect")
+                sure_parts.append(f"its 95 % CI excludes {none}, so chance alone is an unlikely explanation")
             else:
-                sure_parts.append("the 95 % CI includes no effect, so the direction is uncertain")
-    sure = (f"For the output measures, {'; '.join(dict.fromkeys(sure_parts))}. " if sure_parts else "") + \
+                sure_parts.append(f"its 95 % CI includes {none}, so the direction is uncertain")
+    sure = (f"Output measure: {'; '.join(dict.fromkeys(sure_parts))}. " if sure_parts else "") + \
         ablation_sentence(section)
     checks = _checks_for(result, section["name"])
     failed = [c for c in checks if (c.get("outcome") or c.get("verdict")) == "FAIL"]

@@ -13,7 +13,8 @@ WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 420, 162, 46, 34, 16
 def _frame(body: str, title: str, legend: Sequence[str] = (), *, x_label: str = "", y_label: str = "") -> str:
     """The SVG around a chart: legend, x axis line, and axis titles (every chart names both axes)."""
     keys = "".join(f'<rect x="{LEFT + 6 + 110 * i}" y="2" width="9" height="9" fill="{COLORS[i % len(COLORS)]}"/>'
-                   f'<text x="{LEFT + 18 + 110 * i}" y="10">{escape(str(name))}</text>' for i, name in enumerate(legend))
+                   f'<text x="{LEFT + 18 + 110 * i}" y="10">{escape(str(name))}</text>'
+                   for i, name in enumerate(legend))
     middle_y = (TOP + HEIGHT - BOTTOM) / 2
     titles = (f'<text class="axis-title" x="{(LEFT + WIDTH) / 2:.0f}" y="{HEIGHT - 3}" text-anchor="middle">'
               f'{escape(x_label)}</text>' if x_label else "")

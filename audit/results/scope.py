@@ -167,7 +167,8 @@ def _items(section: Mapping[str, Any]) -> str:
     if section["kind"] == "concept":
         return (f"{section.get('n_positive', 0):,} with the concept, {section.get('n_negative', 0):,} matched "
                 f"without ({section['n_texts']:,} texts)")
-    return f"{section.get('n_items', 0):,} items × {len(section.get('groups', []))} versions ({section['n_texts']:,} texts)"
+    versions = len(section.get("groups", []))
+    return f"{section.get('n_items', 0):,} items × {versions} versions ({section['n_texts']:,} texts)"
 
 
 def scope(result: Mapping[str, Any]) -> dict[str, Any]:

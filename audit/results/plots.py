@@ -2,37 +2,74 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Mapping, Sequence
 
 COLORS = ("#0b5394", "#c55a11", "#38761d", "#7f3f98", "#a61c00", "#45818e")
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 420, 150, 36, 24, 16
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 420, 162, 46, 34, 16
 
 
-def _frame(body: str, title: str, legend: Sequence[str] = ()) -> str:
-    keys = "".join(f'<rect x="{LEFT + 6 + 90 * i}" y="2" width="9" height="9" fill="{COLORS[i % len(COLORS)]}"/>'
-                   f'<text x="{LEFT + 18 + 90 * i}" y="10">{escape(str(name))}</text>' for i, name in enumerate(legend))
+def _frame(body: str, title: str, legend: Sequence[str] = (), *, x_label: str = "", y_label: str = "") -> str:
+    """The SVG around a chart: legend, x axis line, and axis titles (every chart names both axes)."""
+    keys = "".join(f'<rect x="{LEFT + 6 + 110 * i}" y="2" width="9" height="9" fill="{COLORS[i % len(COLORS)]}"/>'
+                   f'<text x="{LEFT + 18 + 110 * i}" y="10">{escape(str(name))}</text>'
+                   for i, name in enumerate(legend))
+    middle_y = (TOP + HEIGHT - BOTTOM) / 2
+    titles = (f'<text class="axis-title" x="{(LEFT + WIDTH) / 2:.0f}" y="{HEIGHT - 3}" text-anchor="middle">'
+              f'{escape(x_label)}</text>' if x_label else "")
+    titles += (f'<text class="axis-title" x="9" y="{middle_y:.0f}" text-anchor="middle" '
+               f'transform="rotate(-90 9 {middle_y:.0f})">{escape(y_label)}</text>' if y_label else "")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
             f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(title)}" '
-            f'font-family="DejaVu Sans, sans-serif" font-size="8"><title>{escape(title)}</title>{keys}{body}'
+            f'font-family="DejaVu Sans, sans-serif" font-size="8"><title>{escape(title)}</title>{keys}{body}{titles}'
             f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - 4}" y2="{HEIGHT - BOTTOM}" stroke="#555"/></svg>')
 
 
-def _y_axis(top_value: float) -> str:
-    label = f"{top_value:.3g}"
-    return (f'<text x="{LEFT - 4}" y="{TOP + 3}" text-anchor="end">{label}</text>'
-            f'<text x="{LEFT - 4}" y="{HEIGHT - BOTTOM}" text-anchor="end">0</text>'
-            f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" stroke="#555"/>')
+def nice_scale(peak: float, ticks: int = 4) -> tuple[float, float]:
+    """The axis top and tick step for values up to ``peak``: a step of 1, 2 or 5 × 10^k, so tick labels are round
+    numbers (counts stay whole)."""
+    peak = max(float(peak), 1e-12)
+    raw = peak / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return step * math.ceil(peak / step - 1e-9), step
 
 
-def bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], title: str) -> str:
+def _y_axis(top_value: float, step: float) -> str:
+    """The y axis with tick marks and labels every ``step`` from 0 to ``top_value``."""
+    plot_h = HEIGHT - BOTTOM - TOP
+    parts = [f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" stroke="#555"/>']
+    for i in range(int(round(top_value / step)) + 1):
+        value = step * i
+        y = HEIGHT - BOTTOM - plot_h * value / top_value
+        parts.append(f'<line x1="{LEFT - 3}" y1="{y:.1f}" x2="{LEFT}" y2="{y:.1f}" stroke="#555"/>'
+                     f'<text x="{LEFT - 5}" y="{y + 3:.1f}" text-anchor="end">{value:.4g}</text>')
+    return "".join(parts)
+
+
+def _x_ticks(low: float, high: float, position, ticks: int = 4) -> str:
+    """Tick marks and labels along the x axis of a continuous chart."""
+    parts = []
+    for i in range(ticks + 1):
+        value = low + (high - low) * i / ticks
+        x = position(value)
+        anchor = "start" if i == 0 else ("end" if i == ticks else "middle")
+        parts.append(f'<line x1="{x:.1f}" y1="{HEIGHT - BOTTOM}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM + 3}" '
+                     f'stroke="#555"/><text x="{x:.1f}" y="{HEIGHT - BOTTOM + 12}" text-anchor="{anchor}">'
+                     f'{value:.3g}</text>')
+    return "".join(parts)
+
+
+def bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], title: str, *, x_label: str = "layer",
+         y_label: str = "neurons") -> str:
     """Grouped bars: one group per category (e.g. layer), one bar per series."""
     names = list(series)
-    peak = max([max(values, default=0) for values in series.values()] + [1])
+    peak, step = nice_scale(max([max(values, default=0) for values in series.values()] + [1]))
     slot = (WIDTH - LEFT - 8) / max(len(categories), 1)
     width = slot * 0.8 / max(len(names), 1)
     plot_h = HEIGHT - BOTTOM - TOP
-    body = [_y_axis(peak)]
+    body = [_y_axis(peak, step)]
     for c, category in enumerate(categories):
         x0 = LEFT + 4 + c * slot
         body.append(f'<text x="{x0 + slot * 0.4:.1f}" y="{HEIGHT - BOTTOM + 10}" text-anchor="middle">'
@@ -43,13 +80,14 @@ def bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], title
             body.append(f'<rect x="{x0 + s * width:.1f}" y="{HEIGHT - BOTTOM - h:.1f}" width="{width:.1f}" '
                         f'height="{h:.1f}" fill="{COLORS[s % len(COLORS)]}"><title>{escape(name)} '
                         f'{escape(str(category))}: {value}</title></rect>')
-    return _frame("".join(body), title, names if len(names) > 1 else ())
+    return _frame("".join(body), title, names if len(names) > 1 else (), x_label=x_label, y_label=y_label)
 
 
-def histogram(edges: Sequence[float], series: Mapping[str, Sequence[float]], title: str) -> str:
+def histogram(edges: Sequence[float], series: Mapping[str, Sequence[float]], title: str, *, x_label: str = "value",
+              y_label: str = "count") -> str:
     """Overlaid step histograms on shared bins."""
     names = list(series)
-    peak = max([max(values, default=0) for values in series.values()] + [1])
+    peak, step = nice_scale(max([max(values, default=0) for values in series.values()] + [1]))
     low, high = edges[0], edges[-1]
     span = (high - low) or 1.0
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
@@ -57,8 +95,7 @@ def histogram(edges: Sequence[float], series: Mapping[str, Sequence[float]], tit
     def x(value: float) -> float:
         return LEFT + 4 + plot_w * (value - low) / span
 
-    body = [_y_axis(peak), f'<text x="{x(low):.1f}" y="{HEIGHT - BOTTOM + 10}">{low:.3g}</text>',
-            f'<text x="{x(high):.1f}" y="{HEIGHT - BOTTOM + 10}" text-anchor="end">{high:.3g}</text>']
+    body = [_y_axis(peak, step), _x_ticks(low, high, x)]
     for s, name in enumerate(names):
         points = []
         for i, count in enumerate(series[name]):
@@ -67,10 +104,10 @@ def histogram(edges: Sequence[float], series: Mapping[str, Sequence[float]], tit
         path = f"{x(low):.1f},{HEIGHT - BOTTOM} " + " ".join(points) + f" {x(high):.1f},{HEIGHT - BOTTOM}"
         color = COLORS[s % len(COLORS)]
         body.append(f'<polyline points="{path}" fill="{color}" fill-opacity="0.25" stroke="{color}"/>')
-    return _frame("".join(body), title, names if len(names) > 1 else ())
+    return _frame("".join(body), title, names if len(names) > 1 else (), x_label=x_label, y_label=y_label)
 
 
-def effect_vs_null(null: Sequence[float], effect: float, title: str) -> str:
+def effect_vs_null(null: Sequence[float], effect: float, title: str, *, x_label: str = "effect of ablation") -> str:
     """Null effects as dots on a line, the flagged neurons' effect as a red bar (missing values are skipped)."""
     null = [v for v in null if v is not None and v == v]
     if effect is None or effect != effect:
@@ -88,10 +125,9 @@ def effect_vs_null(null: Sequence[float], effect: float, title: str) -> str:
                    for i, v in enumerate(null))
     body = (f'{dots}<line x1="{x(effect):.1f}" y1="{TOP}" x2="{x(effect):.1f}" y2="{HEIGHT - BOTTOM}" '
             f'stroke="#c00" stroke-width="2"/><text x="{x(effect):.1f}" y="{TOP - 4}" text-anchor="{anchor}" '
-            f'fill="#c00">flagged {effect:.3g}</text>'
-            f'<text x="{x(low):.1f}" y="{HEIGHT - BOTTOM + 10}">{low:.3g}</text>'
-            f'<text x="{x(high):.1f}" y="{HEIGHT - BOTTOM + 10}" text-anchor="end">{high:.3g}</text>')
-    return _frame(body, title)
+            f'fill="#c00">flagged {effect:.3g}</text>' + _x_ticks(low, high, x)
+            + f'<text x="{LEFT - 4}" y="{mid + 3:.1f}" text-anchor="end">random sets</text>')
+    return _frame(body, title, x_label=x_label)
 
 
 def neuron_graph(patterns: Sequence[Mapping], title: str, *, limit: int = 12) -> str:

@@ -40,3 +40,26 @@ def test_default_model_finds_toxicity_neurons(default_model):
     section = result["probesets"][0]
     assert section["neurons"][0]["auroc"] > 0.8
     assert section["summary"]["n_significant"] > 100 and section["control"]["n_significant"] <= 5
+
+
+def test_default_policy_fails_and_passes_on_the_default_model(tmp_path):
+    """The shipped thresholds can fail: all-MiniLM-L6-v2 moves its embedding more for gender words than for ordinary
+    words (FAIL) while its selectivity test finds nothing in shuffled labels (PASS); the PDF reads cleanly."""
+    import json
+
+    from audit.cli import main
+    from audit.probes.probeset import BUNDLED_DIR
+    from tests.results.pdftext import page_texts, problems
+
+    out = tmp_path / "out"
+    assert main(["run", "--model", "default", "--probeset", str(BUNDLED_DIR / "gender-occupations.yaml"),
+                 str(BUNDLED_DIR / "toxicity.yaml"), "--no-ablation", "--no-explain", "--no-progress",
+                 "--top-k", "5", "--out", str(out)]) == 0
+    policy = json.loads((out / "results.json").read_text())["policy"]
+    outcomes = {(c["probeset"], c["metric"]): c["outcome"] for c in policy["checks"]}
+    assert outcomes[("gender-occupations", "output_disparity")] == "FAIL"
+    assert outcomes[("toxicity", "control_selective_share")] == "PASS"
+    assert outcomes[("gender-occupations", "preference_bias")] == "NOT EVALUATED"  # an encoder scores no sentences
+    first = page_texts(out / "report.pdf")[0]
+    assert "Verdict" in first and "FAIL" in first and "PASS" in first
+    assert problems(out / "report.pdf") == []

@@ -12,9 +12,9 @@ from audit.cli import main
 from audit.errors import AuditInputError
 from audit.results.policy import evaluate, load_policy
 
-SECTIONS = ["Executive summary", "Policy verdicts", "Model provenance", "Run metadata", "Methods",
+SECTIONS = ["Verdict", "What we found", "Scope and limits", "Glossary", "Model provenance", "Run metadata", "Methods",
             "Probe set: planted", "Probe set: gender", "Ablation validation", "Output-level disparity",
-            "Neuron cards", "Limitations", "Caveats for this run"]
+            "Neuron cards", "Limitations", "Caveats for this run", "Reproduce and sign", "Sign-off"]
 def test_html_has_every_section_and_is_self_contained(audit_dir):
     html = (audit_dir / "report.html").read_text()
     for title in SECTIONS:
@@ -108,7 +108,7 @@ def test_dose_response_plot_has_axes_band_and_points():
 
 
 @pytest.mark.parametrize("document, message", [
-    ({"rules": []}, "checks: expected a mapping with one key"),
+    ({"rules": []}, "checks: expected a mapping with a key 'checks'"),
     ({"checks": [{"probeset": "planted", "metric": "magic", "max": 1}]}, "checks[0].metric: must be one of"),
     ({"checks": [{"probeset": "planted", "metric": "selective_neurons"}]},
      "checks[0]: needs exactly one numeric bound"),
@@ -191,7 +191,7 @@ def test_sets_without_reported_neurons_get_a_sentence_not_an_empty_table(audit_d
     html = render_html(results)
     assert "No neuron reaches q" in html and "Largest item difference" not in html
     assert "Neuron cards" not in html
-    assert re.search(r"1 group-selective neuron\s+\(", html)
+    assert re.search(r"1 neuron is group-selective", html)
 
 
 def test_preference_bias_policy_is_the_distance_from_no_preference(audit_dir):
@@ -201,7 +201,8 @@ def test_preference_bias_policy_is_the_distance_from_no_preference(audit_dir):
     policy = {"file": "p.yaml", "sha256": "0", "checks": [{"probeset": "gender", "metric": "preference_bias",
                                                           "max": abs(share - 0.5) + 1e-9}]}
     (check,) = evaluate(policy, results)["checks"]
-    assert check["value"] == pytest.approx(abs(share - 0.5)) and check["passed"]
+    assert check["value"] == pytest.approx(abs(share - 0.5)) and check["passed"] and check["outcome"] == "PASS"
     del next(s for s in results["probesets"] if s["name"] == "gender")["disparity"]["output"]["preference"]
-    with pytest.raises(AuditInputError, match="gender: preference_bias needs a model that scores sentences"):
-        evaluate(policy, results)
+    (check,) = evaluate(policy, results)["checks"]  # a measure these results cannot give: not evaluated, with why
+    assert check["outcome"] == check["verdict"] == "NOT EVALUATED" and check["passed"] is None
+    assert check["value"] is None and "needs a model that scores sentences" in check["reason"]

@@ -137,7 +137,7 @@ def _rule(check: CheckView, rule_id: str) -> dict[str, Any]:
         description += f" Rationale: {check.rationale}"
     if check.source:
         description += f" Source: {check.source}"
-    return {"id": rule_id, "name": check.name, "shortDescription": {"text": check.name},
+    return {"id": rule_id, "shortDescription": {"text": check.name},
             "fullDescription": {"text": description}, "defaultConfiguration": {"level": "error"},
             "properties": {"probeset": check.probeset, "metric": check.metric, "threshold": check.threshold}}
 

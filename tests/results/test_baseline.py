@@ -239,3 +239,14 @@ def test_run_with_a_baseline_and_fail_on_new(planted_folder, concept_yaml, resul
     assert "Since the baseline" in (tmp_path / "a" / "report.html").read_text()
     _write(baseline, written)  # against its own output: nothing new fails
     assert main([*args, "--out", str(tmp_path / "b"), "--fail-on-new"]) == 0
+
+
+def test_section_with_different_weights_points_to_compare(results):
+    from audit.results.report import render_html
+
+    other = copy.deepcopy(results)
+    other["model"]["weights_sha256"] = "e" * 64
+    html = render_html({**results, "baseline": _diff(other, results)})
+    assert "The weights differ" in html and "neuron-audit compare matches neurons" in html
+    assert "Reported top neurons that appeared" not in html
+    assert "Since the baseline" not in render_html(results)

@@ -3,7 +3,8 @@
 Thin: parse, call the pipeline, write outputs.
 
 Exit codes: 0 ok, 2 bad input (one line naming the file/field/option), 1 unexpected error,
-3 a policy check failed under --fail-on-policy, 130 interrupted (Ctrl-C).
+3 a policy check failed under --fail-on-policy (or newly failed since --baseline under --fail-on-new),
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -80,6 +81,20 @@ def _add_scale_options(parser: argparse.ArgumentParser, what: str) -> None:
                        help="continue an interrupted sharded run from the shard states it kept")
 
 
+def _add_ci_options(parser: argparse.ArgumentParser, *, baseline: bool) -> None:
+    """--junit and --sarif (policy checks for CI); for audits also --baseline and --fail-on-new."""
+    ci = parser.add_argument_group("CI exports" + (" and regression against a baseline" if baseline else ""))
+    ci.add_argument("--junit", metavar="FILE", help="also write the policy checks as JUnit XML (one test case per "
+                    "check; a failure names the value and the threshold)")
+    ci.add_argument("--sarif", metavar="FILE", help="also write the policy checks as SARIF 2.1.0 (one rule per check; "
+                    "FAIL at level error, NOT EVALUATED at warning)")
+    if baseline:
+        ci.add_argument("--baseline", metavar="RESULTS.json", help="an earlier audit's results.json: report what "
+                        "changed since (checks, output-level scores, flagged neurons)")
+        ci.add_argument("--fail-on-new", action="store_true", help="exit with code 3 when a policy check fails "
+                        "that did not fail in the baseline")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuron-audit", description="Audit a language model's MLP neurons with probe sets.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -147,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "patterns (e.g. 'lm_head.*' for a tied head); recorded in the report's provenance")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_scale_options(run, "harvests run")
+    _add_ci_options(run, baseline=True)
 
     render = commands.add_parser("render", help="re-render report.html/report.pdf from a results.json or a "
                                  "comparison.json, no model")
@@ -161,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--organisation", metavar="NAME", help="the reviewer's organisation, for the sign-off block")
     render.add_argument("--name-a", metavar="NAME", help="comparisons: the name model A goes by in the report")
     render.add_argument("--name-b", metavar="NAME", help="comparisons: the name model B goes by in the report")
+    _add_ci_options(render, baseline=True)
 
     compare = commands.add_parser("compare", help="compare two checkpoints neuron by neuron and diff their audits")
     compare.add_argument("--model-a", required=True, metavar="A", help="the reference model: 'default', a local "
@@ -200,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         action = next(a for a in run._actions if option in a.option_strings)
         compare._add_action(action)
     _add_scale_options(compare, "correlation and the audits' harvests run (workers hold both models)")
+    _add_ci_options(compare, baseline=False)
 
     explain = commands.add_parser("explain", help="explain one neuron from general text (top tokens, graph)")
     explain.add_argument("--model", default="default", help="default | local folder | Hugging Face id")
@@ -290,6 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if policy is not None:
         check_applies(policy, probesets, ablation=config.ablation)  # before the model loads, not after the run
     out = _check_out_and_cache(args)  # writable, and not another run's, before any model loads
+    ci = _prepare_ci(args, checks=policy is not None, out=out, probesets=_identities(probesets))
     if args.reference:
         from .probes.reference import load_reference
 
@@ -328,7 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             inputs["corpus"] = input_file(args.corpus)
         _stamp_run(result, args, inputs)
         code = _publish_new(out, f"{model.slug}", result, policy=policy, pdf=not args.no_pdf,
-                            fail_on_policy=args.fail_on_policy)
+                            fail_on_policy=args.fail_on_policy, ci=ci)
         if state is not None:
             state.remove()  # the outputs are written: the shard states are no longer needed
     for section in result["probesets"]:
@@ -467,6 +486,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise AuditInputError("--policy: comparison policies check the audit diff; drop --no-audit")
         check_applies(policy, probesets, ablation=config.ablation, metrics=COMPARE_METRICS)
     out = _check_out_and_cache(args)  # writable, and not another run's, before any model loads
+    ci = _prepare_ci(args, checks=policy is not None, out=out)
     _check_scale_options(args)
     corpus_path = Path(args.corpus) if args.corpus else REFERENCE_FILE
     try:
@@ -496,7 +516,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _stamp_run(result, args, {"corpus": input_file(corpus_path, None if args.corpus else
                                                        "bundled reference corpus (audit/data/reference.txt)")})
         code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
-                            pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards)
+                            pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards, ci=ci)
         if state is not None:
             state.remove()
     for layer in result["layers_a"]:
@@ -530,14 +550,21 @@ def cmd_render(args: argparse.Namespace) -> int:
     comparison = result.get("kind") == "comparison"
     if not comparison and (args.name_a or args.name_b):
         raise AuditInputError("--name-a/--name-b: only for a comparison.json; this file is an audit's results")
+    if args.baseline and comparison:
+        raise AuditInputError("--baseline: applies to an audit's results.json, not to a comparison.json")
     if args.policy is None and "policy" in result:
         policy = None  # keep the checks the file holds
     else:
         policy = _policy(args.policy, comparison=comparison)
         result.pop("policy", None)
     _stamp_run(result, args, None)
+    ci = _prepare_ci(args, checks=policy is not None or "policy" in result, out=out,
+                     probesets=[(s["name"], s["sha256"]) for s in result["probesets"]] if args.baseline else None)
+    if policy is not None and not args.baseline and result.pop("baseline", None) is not None:
+        warnings.warn("the stored 'Since the baseline' comparison was made under the former policy and is left out; "
+                      "give --baseline again to redo it", AuditWarning)
     with OutputLock(out):
-        return _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy)
+        return _publish(result, out, policy=policy, pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, ci=ci)
 
 
 def _check_policy_flags(args: argparse.Namespace) -> None:
@@ -581,7 +608,7 @@ def _stamp_run(result: dict, args: argparse.Namespace, inputs: dict | None) -> N
 
 
 def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on_policy: bool,
-             cards: int = 3) -> int:
+             cards: int = 3, ci: dict | None = None) -> int:
     """Evaluate the policy, render, and replace the output folder with results.json (or comparison.json),
     report.html (and report.pdf) as one unit; nothing in ``out`` changes unless every file was produced."""
     from .results.io import dumps, write_outputs
@@ -591,6 +618,7 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
     comparison = result.get("kind") == "comparison"
     if policy is not None:
         result["policy"] = evaluate(policy, result, COMPARE_METRICS if comparison else METRICS)
+    _add_baseline(result, ci)
     tick = time.perf_counter()
     html = render_compare_html(result, cards=cards) if comparison else render_html(result)
     name = "comparison.json" if comparison else "results.json"
@@ -599,6 +627,7 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
         files["report.pdf"] = render_pdf(html)
     write_outputs(out, files)
     print(f"wrote {', '.join(str(out / name) for name in files)} (rendering {time.perf_counter() - tick:.1f} s)")
+    new_failures = _finish_ci(result, out / name, ci)
     if "policy" in result:
         for check in result["policy"]["checks"]:
             value = "" if check["value"] is None else f" (value {check['value']:.4g})"
@@ -606,7 +635,88 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
             print(f"  policy {check['verdict']}: {check['name']}{value}{why}")
         if fail_on_policy and not result["policy"]["passed"]:
             return EXIT_POLICY
-    return EXIT_OK
+    return EXIT_POLICY if new_failures else EXIT_OK
+
+
+def _prepare_ci(args: argparse.Namespace, *, checks: bool, out: Path | None,
+                probesets: Sequence[tuple[str, str]] | list[list[str]] | None = None) -> dict[str, Any] | None:
+    """--junit, --sarif, --baseline and --fail-on-new checked before any work: export paths writable and
+    outside --out, checks to export, and the baseline read, validated, and sharing a probe set with
+    ``probesets`` (name, sha256)."""
+    from .results.outdir import check_out_file
+
+    baseline_given, fail_on_new = getattr(args, "baseline", None), getattr(args, "fail_on_new", False)
+    if not (args.junit or args.sarif or baseline_given or fail_on_new):
+        return None
+    for option, given in (("--junit", args.junit), ("--sarif", args.sarif)):
+        if given is None:
+            continue
+        if out is not None and out.resolve() in Path(given).resolve().parents:
+            raise AuditInputError(f"{option}: {given} is inside --out {out}, which is replaced as a whole; "
+                                  "write it elsewhere")
+        check_out_file(given, option)
+        if not checks:
+            raise AuditInputError(f"{option}: there are no policy checks to export; give --policy FILE")
+    if args.junit and args.sarif and Path(args.junit).resolve() == Path(args.sarif).resolve():
+        raise AuditInputError(f"--sarif: {args.sarif} is also the --junit file; give two different files")
+    if fail_on_new and not baseline_given:
+        raise AuditInputError("--fail-on-new: needs --baseline RESULTS.json (there is nothing to be new against)")
+    if fail_on_new and not checks:
+        raise AuditInputError("--fail-on-new: needs --policy FILE (there are no checks to fail on)")
+    baseline = None
+    if baseline_given:
+        from .results.baseline import compared_probesets, probeset_identities
+
+        baseline = _read_baseline(baseline_given)
+        if probesets is not None:  # refuse before the audit when there is nothing to compare
+            compared_probesets(probeset_identities(baseline["result"]), [tuple(p) for p in probesets],
+                               where=f"--baseline: {baseline_given}")
+    return {"junit": args.junit, "sarif": args.sarif, "baseline": baseline, "fail_on_new": fail_on_new}
+
+
+def _read_baseline(given: str) -> dict[str, Any]:
+    """The --baseline results.json through the validated results loader (the one place it is read), with the
+    sha256 of its bytes."""
+    from .provenance import sha256_file
+    from .results.io import load_results, to_json
+
+    try:
+        result = to_json(load_results(given))
+    except AuditInputError as exc:
+        raise AuditInputError(f"--baseline: {exc}") from None
+    return {"path": given, "sha256": sha256_file(given), "result": result}
+
+
+def _add_baseline(result: dict, ci: dict | None) -> None:
+    """The ``baseline`` block, computed after the policy is evaluated (its checks are compared)."""
+    if ci is None or ci["baseline"] is None:
+        return
+    from .results.baseline import diff_baseline
+
+    baseline = ci["baseline"]
+    result["baseline"] = diff_baseline(baseline["result"], result, path=baseline["path"], sha256=baseline["sha256"])
+
+
+def _finish_ci(result: dict, results_file: Path, ci: dict | None) -> list[str]:
+    """Write the exports once the output folder is in place, print what changed since the baseline, and
+    return the checks that newly fail when --fail-on-new asks for them."""
+    if ci is None:
+        return []
+    from .results.baseline import newly_failing
+    from .results.exports import write_exports
+
+    for path in write_exports(result, results_file, junit=ci["junit"], sarif=ci["sarif"]):
+        print(f"wrote {path}")
+    if "baseline" in result:
+        b = result["baseline"]
+        changed = [p["name"] for p in b["compared_probesets"] if p["status"] == "changed"]
+        print(f"  since the baseline {b['path']}: {len(b['checks']['newly_failing'])} check(s) newly fail, "
+              f"{len(b['checks']['newly_passing'])} newly pass; compared "
+              f"{', '.join(p['name'] for p in b['compared_probesets'] if p['status'] in ('same', 'changed'))}"
+              + (f" (changed content: {', '.join(changed)})" if changed else ""))
+        for name in b["checks"]["newly_failing"]:
+            print(f"    newly failing: {name}")
+    return newly_failing(result) if ci["fail_on_new"] else []
 
 
 def cmd_import(args: argparse.Namespace) -> int:

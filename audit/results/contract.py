@@ -956,6 +956,129 @@ class PolicyResult(Record):
 
 
 @record
+class BaselineProbeset(Record):
+    """One probe set of either run: same name and content, changed content, or in one run only."""
+
+    name: str
+    status: Literal["same", "changed", "only in the baseline", "only in this run"]
+    sha256_baseline: str | None
+    sha256_current: str | None
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineCheckState(Record):
+    """A policy check's outcome in one of the two runs."""
+
+    outcome: Literal["PASS", "FAIL", "NOT EVALUATED"]
+    value: float | None
+    ci: list[float] | None
+    threshold: str
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineCheck(Record):
+    """One policy check (matched by name) in the baseline and now."""
+
+    name: str
+    probeset: str
+    metric: str
+    change: str  # newly failing | newly passing | unchanged | not in the baseline | not in this run | A → B
+    baseline: BaselineCheckState | None
+    current: BaselineCheckState | None
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineChecks(Record):
+    """Policy checks since the baseline: names that newly fail or newly pass, and every check's row."""
+
+    newly_failing: list[str]
+    newly_passing: list[str]
+    rows: list[BaselineCheck]
+    notes: list[str]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineEstimate(Record):
+    """One run's value of an output-level score with its 95% CI (null when the run has none)."""
+
+    value: float
+    ci: list[float] | None
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineOutput(Record):
+    """An output-level score in both runs, the difference (now − baseline) and its 95% CI."""
+
+    probeset: str
+    score: str
+    label: str
+    baseline: BaselineEstimate
+    current: BaselineEstimate
+    difference: float
+    ci: list[float] | None
+    excludes_zero: bool | None
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineNeuronSet(Record):
+    """Flagged-neuron counts of one shared probe set; with the same weights, the reported top neurons that
+    appeared or vanished (by id)."""
+
+    probeset: str
+    criterion: str
+    flagged_baseline: int
+    flagged_current: int
+    difference: int
+    reported_baseline: int
+    reported_current: int
+    appeared: list[str] = optional()
+    vanished: list[str] = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineNeurons(Record):
+    """Neurons since the baseline: matched by id only when both audits read the same weights."""
+
+    same_weights: bool
+    matched_by: str | None
+    note: str
+    per_probeset: list[BaselineNeuronSet]
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class BaselineModel(Record):
+    """The baseline audit's model and when it ran."""
+
+    name: str
+    weights_sha256: str
+    started_at: str
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class Baseline(Record):
+    """What changed since a baseline results.json (``run --baseline`` / ``render --baseline``)."""
+
+    path: str
+    sha256: str
+    model: BaselineModel
+    compared_probesets: list[BaselineProbeset]
+    checks: BaselineChecks
+    outputs: list[BaselineOutput]
+    output_method: str
+    neurons: BaselineNeurons
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class AuditResult(Record):
     """One audit: the model, the run, a section per probe set, and the caveats a reader must know."""
 
@@ -966,10 +1089,13 @@ class AuditResult(Record):
     caveats: list[str] = field(default_factory=list)
     neuron_classes: NeuronClasses = optional()
     policy: PolicyResult = optional()
+    baseline: Baseline = optional()  # run / render --baseline
     extra: dict[str, Any] = extra_field()
 
 
-__all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection", "DoseRow",
+__all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Baseline", "BaselineCheck", "BaselineCheckState",
+           "BaselineChecks", "BaselineEstimate", "BaselineModel", "BaselineNeuronSet", "BaselineNeurons",
+           "BaselineOutput", "BaselineProbeset", "Collateral", "ConceptNeuron", "ConceptSection", "DoseRow",
            "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation", "GenerationCheck",
            "GroupNeuron", "GroupValue", "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronClasses",
            "NeuronEntry", "NullComparison", "NullDistribution", "OutputDisparity", "OutputTable", "PairRow",

@@ -19,7 +19,7 @@ from torch import nn
 from ..config import ABLATION_MODES
 from .harvest import model_inputs, tokenize
 from .loading import Model
-from .outputs import encode_targets, mean_kl, mean_loglik, model_outputs, target_scores
+from .outputs import encode_targets, mean_loglik, model_outputs, target_scores
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class Runner:
                     self.loglik[rows] = mean_loglik(clean, inputs).cpu().numpy()
                 else:
                     self.embedding[rows] = clean.cpu().numpy()
-                self.batches.append({"rows": rows, "inputs": inputs, "clean": clean, "streams": dict(kept)})
+                self.batches.append({"rows": rows, "inputs": inputs, "clean": clean, "streams": dict(kept),
+                                     "probs": clean.exp() if causal else None})
                 kept.clear()
 
     def run(self, interventions: Sequence[Intervention]) -> Measurements:
@@ -132,7 +133,7 @@ class Runner:
                             part = result[r * len(rows):(r + 1) * len(rows)]
                             if model.kind == "causal-lm":
                                 out.loglik_ablated[run, rows] = mean_loglik(part, inputs).cpu().numpy()
-                                out.kl[run, rows] = mean_kl(clean, part, inputs).cpu().numpy()
+                                out.kl[run, rows] = _mean_kl(clean, batch["probs"], part, inputs).cpu().numpy()
                             else:
                                 out.embedding_ablated[run, rows] = part.cpu().numpy()
                 state["tables"] = None
@@ -219,6 +220,14 @@ def _affine_tables(model: Model, interventions: Sequence[Intervention]) -> dict[
             tables[int(layer)][1][run, neuron_of[at]] = iv.offset[at]
     return {layer: (torch.from_numpy(s).to(model.device), torch.from_numpy(o).to(model.device))
             for layer, (s, o) in tables.items()}
+
+
+def _mean_kl(clean: torch.Tensor, probs: torch.Tensor, other: torch.Tensor,
+             inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`mean_kl` with the clean probabilities (``clean.exp()``) computed once per batch, not per run."""
+    per_position = (probs * (clean - other)).sum(dim=-1)
+    predicted = inputs["attention_mask"][:, 1:].to(per_position.dtype)
+    return (per_position * predicted).sum(dim=1) / predicted.sum(dim=1).clamp(min=1)
 
 
 def _forward(model: Model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

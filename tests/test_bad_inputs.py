@@ -177,6 +177,7 @@ CASES = [  # (id, argv, text the one stderr line must hold)
     ("seed-negative", run("--seed", "-1"), "--seed must be an int in [0, 4294967295]; got -1"),
     ("null-sets-1", run("--null-sets", "1"), "--null-sets must be an int in [2, 10000]; got 1"),
     ("ablation-texts-3", run("--ablation-texts", "3"), "--ablation-texts must be an int in [4, 1000000]; got 3"),
+    ("dose-max-0", run("--dose-max", "0"), "--dose-max must be an int in [1, 1000000]; got 0"),
     ("ablate-k-0", run("--ablate-k", "0"), "--ablate-k must be an int in [1, 10000]; got 0"),
     ("ablate-per-layer-0", run("--ablate-per-layer", "0"), "--ablate-per-layer must be an int in [1, 10000]"),
     ("pooling", run("--pooling", "median"), "--pooling: invalid choice"),

@@ -19,7 +19,7 @@ from torch import nn
 from ..config import ABLATION_MODES
 from .harvest import model_inputs, tokenize
 from .loading import Model
-from .outputs import encode_targets, mean_kl, mean_loglik, model_outputs, target_scores
+from .outputs import encode_targets, mean_loglik, model_outputs, target_scores
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,9 @@ class Measurements:
     embedding_ablated: np.ndarray | None = None  # (interventions, texts, hidden)
 
 
+LOGITS_BUDGET = 512 << 20  # causal LMs: bytes of stacked next-token log-probabilities in one forward
+
+
 class Runner:
     """Clean outputs of ``texts``, kept, and their outputs under any number of interventions, on demand.
 
@@ -82,8 +85,7 @@ class Runner:
     def __init__(self, model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
                  start_layers: Sequence[int] = (), max_stack: int | None = None) -> None:
         self.model, self.n_texts = model, len(texts)
-        self.max_stack = max_stack if max_stack is not None else (
-            4 * batch_size if model.device.type == "cpu" else 16 * batch_size)
+        self.max_stack = max_stack if max_stack is not None else 16 * batch_size
         self.blocks = layer_blocks(model)
         self.kept_layers = sorted({int(layer) for layer in start_layers if 0 < int(layer) < model.n_layers})
         self.batches: list[dict[str, object]] = []
@@ -100,7 +102,8 @@ class Runner:
                     self.loglik[rows] = mean_loglik(clean, inputs).cpu().numpy()
                 else:
                     self.embedding[rows] = clean.cpu().numpy()
-                self.batches.append({"rows": rows, "inputs": inputs, "clean": clean, "streams": dict(kept)})
+                self.batches.append({"rows": rows, "inputs": inputs, "clean": clean, "streams": dict(kept),
+                                     "probs": clean.exp() if causal else None})
                 kept.clear()
 
     def run(self, interventions: Sequence[Intervention]) -> Measurements:
@@ -119,6 +122,8 @@ class Runner:
             for batch in self.batches:
                 rows, inputs, clean = batch["rows"], batch["inputs"], batch["clean"]
                 stack = max(1, self.max_stack // len(rows))
+                if model.kind == "causal-lm":  # the stacked log-probabilities stay within LOGITS_BUDGET bytes
+                    stack = max(1, min(stack, LOGITS_BUDGET // (4 * clean.numel())))
                 for first_layer in np.unique(firsts):
                     group = np.flatnonzero(firsts == first_layer)
                     for chunk in range(0, len(group), stack):
@@ -132,7 +137,7 @@ class Runner:
                             part = result[r * len(rows):(r + 1) * len(rows)]
                             if model.kind == "causal-lm":
                                 out.loglik_ablated[run, rows] = mean_loglik(part, inputs).cpu().numpy()
-                                out.kl[run, rows] = mean_kl(clean, part, inputs).cpu().numpy()
+                                out.kl[run, rows] = _mean_kl(clean, batch["probs"], part, inputs).cpu().numpy()
                             else:
                                 out.embedding_ablated[run, rows] = part.cpu().numpy()
                 state["tables"] = None
@@ -152,7 +157,9 @@ def measure(model: Model, texts: Sequence[str], interventions: Sequence[Interven
     """Outputs of ``texts`` clean and under every intervention: one clean pass, stacked intervened passes,
     each starting from the intervention's first rewritten layer.
 
-    ``max_stack`` caps the sequences in one stacked forward (default 4 batches on CPU, 16 on an accelerator).
+    ``max_stack`` caps the sequences in one stacked forward (default 16 batches: on 2 CPU cores 12 random sets of
+    25 texts per forward took 0.3× the time per set of one set per forward; causal LMs also stay within
+    ``LOGITS_BUDGET``).
     """
     starts = {int(np.min(iv.neurons)) // model.neurons_per_layer for iv in interventions if len(iv.neurons)}
     runner = Runner(model, texts, batch_size=batch_size, max_length=max_length, start_layers=sorted(starts),
@@ -219,6 +226,14 @@ def _affine_tables(model: Model, interventions: Sequence[Intervention]) -> dict[
             tables[int(layer)][1][run, neuron_of[at]] = iv.offset[at]
     return {layer: (torch.from_numpy(s).to(model.device), torch.from_numpy(o).to(model.device))
             for layer, (s, o) in tables.items()}
+
+
+def _mean_kl(clean: torch.Tensor, probs: torch.Tensor, other: torch.Tensor,
+             inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`mean_kl` with the clean probabilities (``clean.exp()``) computed once per batch, not per run."""
+    per_position = (probs * (clean - other)).sum(dim=-1)
+    predicted = inputs["attention_mask"][:, 1:].to(per_position.dtype)
+    return (per_position * predicted).sum(dim=1) / predicted.sum(dim=1).clamp(min=1)
 
 
 def _forward(model: Model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -309,3 +309,31 @@ def test_stacked_interventions_match_one_at_a_time(planted_model, planted):
     stacked = measure(planted_model, probeset.texts[:12], runs, batch_size=4, max_stack=12)
     np.testing.assert_allclose(stacked.kl, one.kl, atol=1e-6)
     np.testing.assert_allclose(stacked.loglik_ablated, one.loglik_ablated, atol=1e-5)
+
+
+def test_correction_runs_across_every_dose_of_every_set():
+    """One Holm family over both sets' doses: the adjusted p of each row is the hand-computed one."""
+    from audit.results.contract import Ablation, DoseRow, NullDistribution
+
+    def ablation(k: int, rows: list[tuple[int | str, float, bool]]) -> Ablation:
+        a = Ablation(neurons=[[0, i] for i in range(k)], mode="mean", metric="kl_positive", effect=1.0,
+                     null=NullDistribution(mean=0.0, std=1.0, n=5, values=[0.0] * 5), z=1.0, p_value=0.2,
+                     evaluated={})
+        a.dose_response = [DoseRow(k=label, n_neurons=1, mode="mean", effect=1.0, null_mean=0.0, null_std=1.0,
+                                   null_p95=0.5, n_null_sets=80, stopped_early=not strong, p_value=p,
+                                   expected_direction=True, null_layer={}, off_target=None, specificity=None)
+                           for label, p, strong in rows]
+        return a
+
+    first = ablation(1, [(1, 1 / 81, True), (3, 0.5, False)])
+    second = ablation(3, [(1, 0.02, True), (3, 1 / 81, True), (AURA, 0.3, False)])
+    assert correct_ablations([first, None, second]) == 5
+    hand = {id(first.dose_response[0]): 5 / 81, id(second.dose_response[1]): 5 / 81,
+            id(second.dose_response[0]): 5 / 81,  # 3 × 0.02 = 0.06 < 5/81: the step-down maximum carries
+            id(second.dose_response[2]): 0.6, id(first.dose_response[1]): 0.6}
+    for row in first.dose_response + second.dose_response:
+        assert row.p_corrected == pytest.approx(hand[id(row)])
+    assert first.n_tests == second.n_tests == 5 and first.correction == "holm"
+    assert first.verdict == "not resolved with 80 random sets" and not first.validated  # 5/81 > 0.05
+    assert second.dose_response[2].verdict == "not distinguishable from random neurons"
+    assert second.smallest_validated_k is None

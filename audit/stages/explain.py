@@ -240,6 +240,8 @@ def _word(enc: dict, at: int, text: str) -> tuple[str, int, int]:
     """The whole word holding token ``at`` (letters and digits around its span in ``text``) and the range of
     tokens that spell it, so 'rec ##om ##mend ##ation' is read, shown and substituted as one word."""
     start, end = enc["spans"][at]
+    if not any(ch.isalnum() for ch in text[start:end]):  # punctuation is its own word, never glued to one
+        return (text[start:end].strip() or clean_token(enc["tokens"][at])), at, at + 1
     while start > 0 and text[start - 1].isalnum():
         start -= 1
     while end < len(text) and text[end].isalnum():

@@ -188,3 +188,11 @@ def test_ablating_a_neuron_changes_the_output_only_where_it_fires(planted_model)
     ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat walks", "the dog cat walks"], 16)]
     changes = ablation_output_change(planted_model, ids, [(0, 0, PLANTED_NEURON), (1, 0, PLANTED_NEURON)])
     assert changes[0] > 100 * max(changes[1], 1e-12)  # the planted neuron is silent on ordinary words
+
+
+def test_punctuation_is_its_own_word():
+    from audit.stages.explain import _word
+
+    enc = {"spans": [[0, 4], [4, 6], [6, 7]], "tokens": ["shoc", "##k", "."]}
+    assert _word(enc, 2, "shock.") == (".", 2, 3)
+    assert _word(enc, 1, "shock.") == ("shock", 0, 2)

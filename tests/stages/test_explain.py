@@ -193,6 +193,6 @@ def test_ablating_a_neuron_changes_the_output_only_where_it_fires(planted_model)
 def test_punctuation_is_its_own_word():
     from audit.stages.explain import _word
 
-    enc = {"spans": [[0, 4], [4, 6], [6, 7]], "tokens": ["shoc", "##k", "."]}
+    enc = {"spans": [[0, 4], [4, 5], [5, 6]], "tokens": ["shoc", "##k", "."]}
     assert _word(enc, 2, "shock.") == (".", 2, 3)
     assert _word(enc, 1, "shock.") == ("shock", 0, 2)

@@ -118,7 +118,7 @@ def test_second_word_class_below_concept_strength_is_polysemantic(weighted_model
     lines = (tiny.sentences(392 - n_second, seed=31) + tiny.sentences(8, seed=32, insert=tiny.CONCEPT)
              + tiny.sentences(n_second, seed=33, insert=tiny.SECOND))
     (tmp_path / "reference.txt").write_text("\n".join(lines), encoding="utf-8")
-    config = RunConfig(top_k=10, progress=False, bootstrap_resamples=200, ablation=False,
+    config = RunConfig(top_k=4, progress=False, bootstrap_resamples=100, ablation=False,
                        reference=str(tmp_path / "reference.txt"))
     result = audited(weighted_model, load_probesets([concept_yaml]), config)
     by = {(n["layer"], n["neuron"]): n for n in result["probesets"][0]["neurons"]}

@@ -163,7 +163,7 @@ def test_card_highlights_show_whole_words():
 def test_small_models_keep_their_own_precision_for_variants(planted_model):
     from audit.model.variants import bf16_variants, context_ids, neuron_activations
 
-    assert not bf16_variants(planted_model)  # tiny test models stay exact; bf16 is for ≥ 50M-parameter causal LMs
+    assert not bf16_variants(planted_model)  # tiny test models stay exact; bf16 is for models of ≥ 10M parameters
     ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat", "a dog"], 16)]
     exact, reduced = (neuron_activations(planted_model, 0, PLANTED_NEURON, ids, bf16=b) for b in (False, True))
     top = max(v.max() for v in exact)

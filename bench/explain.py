@@ -10,6 +10,8 @@ to 0.37 in layer 5; only those two end points are quoted here). Targets: <= 0.5 
 model, <= 2 s on SmolLM2.
 
 Run: .venv/bin/python bench/explain.py [--model smollm2] [--per-layer 3] [--layers 0,5,10] [--json out.json]
+     .venv/bin/python bench/explain.py --results reports/…/results.json   (the same table over an audit's
+     reported neurons, read from its results.json; no model is run)
 """
 
 from __future__ import annotations
@@ -34,6 +36,57 @@ TARGET_S = {"default": 0.5, "smollm2": 2.0}
 PREDICTORS = ("explanation", "token_lookup", "random_explanation")
 
 
+def row_of(layer: int, neuron: int, record: dict) -> dict:
+    """One explained neuron's scores (explanation and both baselines) and causal verdict."""
+    row = {"layer": layer, "neuron": neuron, "description": record.get("description")}
+    if "scores" in record:
+        row["scores"] = {kind: {"explanation": record["scores"][kind]["value"],
+                                **{b: record["scores"][kind]["baselines"][b]["value"]
+                                   for b in ("token_lookup", "random_explanation")}} for kind in SCORES}
+        row["causal_supported"] = record.get("causal", {}).get("supported")
+    return row
+
+
+def table(rows: list[dict], layers: list[int]) -> None:
+    print("Per layer, mean over explained neurons: explanation / token lookup / random other explanation "
+          "(n: neurons with a defined score)")
+    header = f"{'layer':5} " + " ".join(f"{kind:>22}" for kind in SCORES) + "  causal  N2G F1 (SoLU-6L)"
+    print(header)
+    for layer in layers:
+        mine = [r for r in rows if r["layer"] == layer and "scores" in r]
+        cells = []
+        for kind in SCORES:
+            means = []
+            for p in PREDICTORS:
+                values = [r["scores"][kind][p] for r in mine if r["scores"][kind][p] is not None]
+                means.append(f"{np.mean(values):.2f}" if values else "—")
+            n = sum(r["scores"][kind]["explanation"] is not None for r in mine)
+            cells.append(f"{'/'.join(means)} ({n})")
+        judged = [r["causal_supported"] for r in mine if r["causal_supported"] is not None]
+        causal = f"{sum(judged)}/{len(judged)}" if judged else "—"
+        published = PUBLISHED_N2G_F1.get(layer)
+        print(f"L{layer:<4d} " + " ".join(f"{c:>22}" for c in cells)
+              + f"  {causal:>6}  {published if published is not None else '—'}")
+
+
+def from_results(path: str) -> None:
+    """The per-layer table over the reported neurons of an audit (each neuron once)."""
+    with open(path, encoding="utf-8") as handle:
+        result = json.load(handle)
+    seen, rows = set(), []
+    for section in result["probesets"]:
+        entries = list(section.get("neurons") or []) + list((section.get("disparity") or {}).get("neurons", []))
+        for entry in entries:
+            key = (entry["layer"], entry["neuron"])
+            if "explanation" in entry and key not in seen:
+                seen.add(key)
+                rows.append(row_of(*key, entry["explanation"]))
+    per = result["run"]["timings_s"].get("explain:per_neuron")
+    print(f"{result['model']['name']}: {len(rows)} reported neurons explained"
+          + (f", {per:.2f} s per neuron in the audit" if per is not None else ""))
+    table(rows, sorted({r["layer"] for r in rows}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="default")
@@ -42,7 +95,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="which neurons are drawn (default 0)")
     parser.add_argument("--json", default=None, help="also write the per-neuron scores here")
+    parser.add_argument("--results", default=None, help="tabulate an audit's results.json instead of running")
     args = parser.parse_args()
+    if args.results:
+        from_results(args.results)
+        return
     torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cpu")
     layers = [int(x) for x in args.layers.split(",")] if args.layers else list(range(model.n_layers))
@@ -63,39 +120,12 @@ def main() -> None:
     batch = explain_batch(model, jobs, {"probes": texts}, sample, tops, vectors)
     spent = time.perf_counter() - tick
     per = spent / len(neurons)
-    rows = []
-    for (layer, neuron, _), built in sorted(batch.built.items()):
-        record = built.record
-        row = {"layer": layer, "neuron": neuron, "description": record.get("description")}
-        if "scores" in record:
-            row["scores"] = {kind: {"explanation": record["scores"][kind]["value"],
-                                    **{b: record["scores"][kind]["baselines"][b]["value"]
-                                       for b in ("token_lookup", "random_explanation")}} for kind in SCORES}
-            row["causal_supported"] = record["causal"]["supported"]
-        rows.append(row)
+    rows = [row_of(layer, neuron, built.record) for (layer, neuron, _), built in sorted(batch.built.items())]
     target = TARGET_S.get(args.model)
     print(f"{args.model}: {len(neurons)} neurons explained, {args.threads} threads: {per:.2f} s per neuron"
           + (f" (target <= {target} s)" if target else "") + f", {100 * batch.forward_s / spent:.0f}% in forward "
           f"passes; top contexts for all over {len(texts) + len(reference)} texts: {contexts_s:.1f} s")
-    print("Per layer, mean over explained neurons: explanation / token lookup / random other explanation "
-          "(n: neurons with a defined score)")
-    header = f"{'layer':5} " + " ".join(f"{kind:>22}" for kind in SCORES) + "  causal  N2G F1 (SoLU-6L)"
-    print(header)
-    for layer in layers:
-        mine = [r for r in rows if r["layer"] == layer and "scores" in r]
-        cells = []
-        for kind in SCORES:
-            means = []
-            for p in PREDICTORS:
-                values = [r["scores"][kind][p] for r in mine if r["scores"][kind][p] is not None]
-                means.append(f"{np.mean(values):.2f}" if values else "—")
-            n = sum(r["scores"][kind]["explanation"] is not None for r in mine)
-            cells.append(f"{'/'.join(means)} ({n})")
-        judged = [r["causal_supported"] for r in mine if r["causal_supported"] is not None]
-        causal = f"{sum(judged)}/{len(judged)}" if judged else "—"
-        published = PUBLISHED_N2G_F1.get(layer)
-        print(f"L{layer:<4d} " + " ".join(f"{c:>22}" for c in cells)
-              + f"  {causal:>6}  {published if published is not None else '—'}")
+    table(rows, layers)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"model": args.model, "seconds_per_neuron": per, "neurons": rows}, handle, indent=1)

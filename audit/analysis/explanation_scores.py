@@ -103,13 +103,26 @@ def _ba(s: np.ndarray) -> np.ndarray:
     return np.where((s[..., 0] > 0) & (s[..., 1] > 0), value, np.nan)
 
 
+def _per_context(values: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All contexts' values end to end and each context's start offset (contexts must be non-empty)."""
+    lengths = np.array([len(v) for v in values], int)
+    flat = np.concatenate([np.asarray(v, float) for v in values]) if len(values) else np.zeros(0)
+    return flat, np.r_[0, np.cumsum(lengths)[:-1]] if len(values) else np.zeros(0, int)
+
+
+def _sums(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return np.add.reduceat(flat, starts) if len(starts) else np.zeros(0)
+
+
 def _corr_stats(predicted: Sequence[np.ndarray], actual: Sequence[np.ndarray]) -> np.ndarray:
     """Per context: [n, Σx, Σy, Σx², Σy², Σxy] of (predicted x, actual y)."""
-    rows = []
-    for x, y in zip(predicted, actual):
-        x, y = np.asarray(x, float), np.asarray(y, float)
-        rows.append([len(x), x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum()])
-    return np.array(rows, float).reshape(-1, 6)
+    if not len(predicted):
+        return np.zeros((0, 6))
+    x, starts = _per_context(predicted)
+    y, _ = _per_context(actual)
+    n = np.array([len(v) for v in predicted], float)
+    return np.stack([n, _sums(x, starts), _sums(y, starts), _sums(x * x, starts), _sums(y * y, starts),
+                     _sums(x * y, starts)], axis=1)
 
 
 def _corr(s: np.ndarray) -> np.ndarray:
@@ -123,11 +136,13 @@ def _corr(s: np.ndarray) -> np.ndarray:
 
 def _f1_stats(predicted: Sequence[np.ndarray], actual: Sequence[np.ndarray], fire: float) -> np.ndarray:
     """Per context: [true positives, false positives, false negatives] of token firing."""
-    rows = []
-    for x, y in zip(predicted, actual):
-        p, a = np.asarray(x) >= fire, np.asarray(y) >= fire
-        rows.append([(p & a).sum(), (p & ~a).sum(), (~p & a).sum()])
-    return np.array(rows, float).reshape(-1, 3)
+    if not len(predicted):
+        return np.zeros((0, 3))
+    x, starts = _per_context(predicted)
+    y, _ = _per_context(actual)
+    p, a = x >= fire, y >= fire
+    return np.stack([_sums((p & a).astype(float), starts), _sums((p & ~a).astype(float), starts),
+                     _sums((~p & a).astype(float), starts)], axis=1)
 
 
 def _f1(s: np.ndarray) -> np.ndarray:

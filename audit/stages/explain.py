@@ -174,6 +174,10 @@ def graph_words(graph: n2g.Graph, token_words: dict[str, Counter], space_marked:
             for k, v in sorted(merged.items(), key=lambda item: (-item[1], item[0]))]
 
 
+def _joined(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if len(arrays) else np.zeros(0)
+
+
 def _predictions(graph: n2g.Graph | None, tokens: Sequence[str]) -> np.ndarray:
     return graph.predict_all(tokens) if graph is not None else np.zeros(len(tokens))
 
@@ -190,7 +194,10 @@ def score_explanation(built: Built, held: Sequence[dict], values: Sequence[np.nd
                   "random_explanation": ([_predictions(other.graph, t) for t in tokens]
                                          if other is not None and other.graph is not None else None)}
     scores = es.explanation_scores(actual, predictors, rng)
-    fidelity = n2g.fidelity(built.graph or n2g.Graph(), built.baselines, list(zip(tokens, actual)))
+    everything = np.concatenate(actual) if actual else np.zeros(0)
+    fidelity = {"graph": n2g.scores(_joined(predicted), everything),
+                "token_lookup": n2g.scores(_joined(predictors["token_lookup"]), everything),
+                "ngram": n2g.scores(_joined([built.baselines.ngram(t) for t in tokens]), everything)} if held else {}
     return {"scores": scores, "fidelity": fidelity, "fidelity_texts": len(held), "predicted": predicted}
 
 
@@ -240,6 +247,8 @@ def _word(enc: dict, at: int, text: str) -> tuple[str, int, int]:
     """The whole word holding token ``at`` (letters and digits around its span in ``text``) and the range of
     tokens that spell it, so 'rec ##om ##mend ##ation' is read, shown and substituted as one word."""
     start, end = enc["spans"][at]
+    if not any(ch.isalnum() for ch in text[start:end]):  # punctuation is its own word, never glued to one
+        return (text[start:end].strip() or clean_token(enc["tokens"][at])), at, at + 1
     while start > 0 and text[start - 1].isalnum():
         start -= 1
     while end < len(text) and text[end].isalnum():

@@ -118,7 +118,7 @@ def test_second_word_class_below_concept_strength_is_polysemantic(weighted_model
     lines = (tiny.sentences(392 - n_second, seed=31) + tiny.sentences(8, seed=32, insert=tiny.CONCEPT)
              + tiny.sentences(n_second, seed=33, insert=tiny.SECOND))
     (tmp_path / "reference.txt").write_text("\n".join(lines), encoding="utf-8")
-    config = RunConfig(top_k=10, progress=False, bootstrap_resamples=200, ablation=False,
+    config = RunConfig(top_k=4, progress=False, bootstrap_resamples=100, ablation=False,
                        reference=str(tmp_path / "reference.txt"))
     result = audited(weighted_model, load_probesets([concept_yaml]), config)
     by = {(n["layer"], n["neuron"]): n for n in result["probesets"][0]["neurons"]}
@@ -163,7 +163,7 @@ def test_card_highlights_show_whole_words():
 def test_small_models_keep_their_own_precision_for_variants(planted_model):
     from audit.model.variants import bf16_variants, context_ids, neuron_activations
 
-    assert not bf16_variants(planted_model)  # tiny test models stay exact; bf16 is for ≥ 50M-parameter causal LMs
+    assert not bf16_variants(planted_model)  # tiny test models stay exact; bf16 is for models of ≥ 10M parameters
     ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat", "a dog"], 16)]
     exact, reduced = (neuron_activations(planted_model, 0, PLANTED_NEURON, ids, bf16=b) for b in (False, True))
     top = max(v.max() for v in exact)
@@ -188,3 +188,11 @@ def test_ablating_a_neuron_changes_the_output_only_where_it_fires(planted_model)
     ids = [e["ids"] for e in context_ids(planted_model, ["the poison cat walks", "the dog cat walks"], 16)]
     changes = ablation_output_change(planted_model, ids, [(0, 0, PLANTED_NEURON), (1, 0, PLANTED_NEURON)])
     assert changes[0] > 100 * max(changes[1], 1e-12)  # the planted neuron is silent on ordinary words
+
+
+def test_punctuation_is_its_own_word():
+    from audit.stages.explain import _word
+
+    enc = {"spans": [[0, 4], [4, 5], [5, 6]], "tokens": ["shoc", "##k", "."]}
+    assert _word(enc, 2, "shock.") == (".", 2, 3)
+    assert _word(enc, 1, "shock.") == ("shock", 0, 2)

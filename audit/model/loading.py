@@ -253,9 +253,15 @@ def _load_bundled_gguf(bundled: BundledGGUF, *, device: torch.device, dtype: tor
         path = _assembled(bundled, gguf_cache)
     if not path.is_file():
         raise AuditInputError(f"--model {bundled.alias}: {path} is missing; reinstall {bundled.distribution}")
-    model = load_gguf(path, name=bundled.name, source=f"{bundled.alias}:{bundled.distribution}",
-                      expected_sha256=bundled.sha256, device=device, dtype=dtype, device_map=device_map,
-                      gguf_cache=gguf_cache, alias=bundled.alias)
+    try:
+        model = load_gguf(path, name=bundled.name, source=f"{bundled.alias}:{bundled.distribution}",
+                          expected_sha256=bundled.sha256, device=device, dtype=dtype, device_map=device_map,
+                          gguf_cache=gguf_cache, alias=bundled.alias)
+    finally:
+        if bundled.assembler is not None and cache_root(gguf_cache) is None:  # caching off: a temporary join
+            import shutil
+
+            shutil.rmtree(path.parent, ignore_errors=True)
     model.licence = bundled.licence
     return model
 

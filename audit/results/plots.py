@@ -241,11 +241,16 @@ def dose_response(rows: Sequence[Mapping], title: str, *, y_title: str) -> str:
             f'font-size="8"><title>{escape(title)}</title>{legend}{"".join(parts)}</svg>')
 def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float]], title: str, *,
             x_title: str, y_title: str, centre: float = 1.0, fmt: str = "×{:.2f}") -> str:
-    """A cell grid (rows × columns) coloured by distance from ``centre``: red above, blue below, white at it,
-    each cell labelled with its value; the axis titles name what the rows and columns are."""
-    cell_w, cell_h, left, top = 52, 22, 78, 40
+    """A cell grid (rows × columns) of positive ratios coloured by their log distance from ``centre``: red
+    above, blue below, white at it, each cell labelled with its value; the axis titles name what the rows and
+    columns are."""
+    cell_w, cell_h, left, top = 52, 22, 100, 40
     width, height = left + cell_w * len(columns) + 8, top + cell_h * len(rows) + 8
-    finite = [abs(float(v) - centre) for row in values for v in row if v is not None and v == v]
+
+    def distance(value: float) -> float:
+        return abs(math.log(max(float(value), 1e-12) / centre))
+
+    finite = [distance(v) for row in values for v in row if v is not None and v == v]
     spread = max(finite, default=0.0) or 1.0
     parts = [f'<text x="{left + cell_w * len(columns) / 2:.0f}" y="11" text-anchor="middle" font-weight="bold">'
              f'{escape(x_title)}</text>',
@@ -261,7 +266,7 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
             if value is None or value != value:
                 fill, label = "#eeeeee", "–"
             else:
-                share = min(abs(float(value) - centre) / spread, 1.0)
+                share = min(distance(value) / spread, 1.0)
                 tone = int(255 * (1 - 0.75 * share))
                 fill = f"rgb(255,{tone},{tone})" if value >= centre else f"rgb({tone},{tone},255)"
                 label = fmt.format(float(value))

@@ -93,9 +93,11 @@ def multilingual_section(model: Model, probeset: ProbeSet, runs: Sequence[Activa
             empty = [g for g, s in sets.items() if len(s) == 0]
             if empty:
                 skipped.append(f"LAPE assigned no neurons to {', '.join(empty)}: no deactivation row for them")
-            result.perplexity, result.deactivation = measure_deactivation(
+            result.perplexity, deactivation = measure_deactivation(
                 model, languages, {g: texts[g] for g in languages}, {g: s for g, s in sets.items() if len(s)},
                 np.flatnonzero(found.selected), config, seed=seed)
+            if deactivation is not None:
+                result.deactivation = deactivation
     result.fairness_note = FAIRNESS_NOTE
     if skipped:
         result.skipped = skipped

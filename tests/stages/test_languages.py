@@ -112,3 +112,4 @@ def test_report_shows_the_multilingual_section_with_its_heat_map(module, tokeniz
     assert "Multilingual audit" in html and 'class="heatmap"' in html
     assert "perplexity measured on" in html and "neurons set to zero" in html  # the heat map's axis titles
     assert "does not separate these languages" in html  # random "translations": nothing to match
+    assert "The model does not know fr" in html  # and the findings summary says so

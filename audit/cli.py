@@ -52,17 +52,26 @@ def _int_in(setting: str):
     return parse
 
 
-def _size_mb(text: str) -> int:
-    """A size such as ``512MB`` or ``4GB`` (``M``/``G`` and ``MiB``/``GiB`` too), in MiB."""
-    from .config import INT_RANGES
+def _size_in(setting: str):
+    """An argparse type for a memory size setting: ``512MB``, ``4GB`` (``M``/``G``, ``MiB``/``GiB`` too) or a
+    plain number of MB, in MiB, within the setting's range (``run`` and ``compare`` parse sizes alike)."""
+    from .config import COMPARE_RANGES, INT_RANGES
 
-    low, high = INT_RANGES["memory_budget_mb"]
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([MG])(?:i?B)?\s*", text, flags=re.IGNORECASE)
-    value = int(float(match.group(1)) * (1024 if match.group(2).upper() == "G" else 1)) if match else None
-    if value is None or not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be a size from {low}MB to {high >> 10}GB, like 512MB or 4GB; "
-                                         f"got {text!r}")
-    return value
+    low, high = {**INT_RANGES, **COMPARE_RANGES}[setting]
+
+    def parse(text: str) -> int:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([MG])(?:i?B)?)?\s*", text, flags=re.IGNORECASE)
+        value = None
+        if match:
+            value = int(float(match.group(1)) * (1024 if (match.group(2) or "M").upper() == "G" else 1))
+        if value is None or not low <= value <= high:
+            largest = f"{high >> 10}GB" if high >= 1024 else f"{high}MB"
+            raise argparse.ArgumentTypeError(f"must be a size from {low}MB to {largest}, like 512MB, 4GB or 512 "
+                                             f"(MB); got {text!r}")
+        return value
+
+    parse.__name__ = "size"
+    return parse
 
 
 def _add_scale_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -128,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hf-cache-dir", metavar="DIR", help="Hugging Face cache to load --model ids from")
     run.add_argument("--cache", metavar="DIR", help="keep harvests here and reuse them when model, texts and "
                      "settings match (faster re-runs)")
-    run.add_argument("--memory-budget", type=_size_mb, default=2048, metavar="SIZE",
+    run.add_argument("--memory-budget", type=_size_in("memory_budget_mb"), default=2048, metavar="SIZE",
                      help="keep per-text aggregates in RAM up to this size, beyond it in a memory-mapped temporary "
                           "file (e.g. 512MB, 4GB; default 2GB)")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
@@ -171,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="samples rounded to this before their products, accumulated in float32 then float64 "
                               "(default bfloat16: 2-4x faster products where the CPU has bfloat16 units, r within "
                               "~1e-3 of float32, far inside its sampling error)")
-    compare.add_argument("--memory-budget", type=_int_in("compare_memory_budget_mb"), default=2048, metavar="MB",
-                         help="largest correlation state held at once; more layer pairs take more passes")
+    compare.add_argument("--memory-budget", type=_size_in("compare_memory_budget_mb"), default=2048, metavar="SIZE",
+                         help="largest correlation state held at once, e.g. 512MB or 2GB (a plain number is MB); "
+                              "more layer pairs take more passes (default 2GB)")
     compare.add_argument("--top-changed", type=_int_in("top_changed"), default=20, help="neurons in the changed table")
     compare.add_argument("--cards", type=_int_in("cards"), default=3, help="matched pairs' cards per probe set")
     for option in ("--top-k", "--seed", "--device", "--batch-size", "--max-length", "--pooling", "--ablate-k",
@@ -526,7 +536,8 @@ def _publish(result: dict, out: Path, *, policy: dict | None, pdf: bool, fail_on
     print(f"wrote {', '.join(str(out / name) for name in files)} (rendering {time.perf_counter() - tick:.1f} s)")
     if "policy" in result:
         for check in result["policy"]["checks"]:
-            print(f"  policy {check['verdict']}: {check['name']} (value {check['value']:.4g})")
+            value = "null" if check["value"] is None else f"{check['value']:.4g}"
+            print(f"  policy {check['verdict']}: {check['name']} (value {value})")
         if fail_on_policy and not result["policy"]["passed"]:
             return EXIT_POLICY
     return EXIT_OK

@@ -26,50 +26,61 @@ from ..provenance import sha256_file
 STRONG_AUROC = 0.8
 
 
-def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _number(value: Any) -> float | None:
+    """A metric's value; None when the run could not compute it (NaN is written as null)."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _largest(values: Any) -> float | None:
+    return _number(max(values, default=None))
+
+
+def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Concept sets: neurons with q < alpha and AUROC ≥ min_auroc (default 0.8) in either direction."""
-    return float(section["summary"]["strong_selective"][str(check.get("min_auroc", STRONG_AUROC))])
+    return _number(section["summary"]["strong_selective"].get(str(check.get("min_auroc", STRONG_AUROC))))
 
 
-def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Selective neurons, counted only when ablating the top ones beats the random sets (p ≤ alpha)."""
     ablation = section.get("ablation")
     if ablation is None:
         raise AuditInputError(f"policy: {section['name']}: validated_selective_neurons needs the ablation results "
                               "(run without --no-ablation)")
-    validated = "p_value" in ablation and ablation["p_value"] <= section["alpha"]  # skipped: nothing to validate
+    p_value = ablation.get("p_value")
+    validated = p_value is not None and p_value <= section["alpha"]  # skipped or null: nothing validated
     return _selective(section, check) if validated else 0.0
 
 
-def _group_selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _group_selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Paired sets: neurons selective for some group (q < alpha and |d_z| ≥ the effect floor)."""
     return float(section["disparity"]["counts"]["q_and_effect"]["any_group"])
 
 
-def _output_disparity(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _output_disparity(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Paired sets: largest |log-likelihood gap| between two groups (causal LMs); encoders: largest excess
     embedding shift of the group swap over a matched control swap (counterfactual sensitivity), or for sets
     without one (translations) largest 1 − mean cosine between an item's versions."""
     output = section["disparity"]["output"]
     table = output["table"]
     if "per_group" in table:
-        return max(abs(pair["difference"]) for pair in table["pairs"])
+        return _largest(abs(pair.get("difference")) for pair in table["pairs"] if pair.get("difference") is not None)
     if output.get("sensitivity"):
-        return max(row["excess"] for row in output["sensitivity"]["rows"])
-    return max(1.0 - pair["cosine"] for pair in table["pairs"])
+        return _largest(row["excess"] for row in output["sensitivity"]["rows"] if row.get("excess") is not None)
+    return _largest(1.0 - pair["cosine"] for pair in table["pairs"] if pair.get("cosine") is not None)
 
 
-def _preference_bias(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _preference_bias(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Paired sets with a sentence score (causal LMs): |share − 0.5| of items whose first-group version the model
     prefers over the second's (CrowS-Pairs: distance of the stereotype score from no preference)."""
     preference = section["disparity"]["output"].get("preference")
     if not preference:
         raise AuditInputError(f"policy: {section['name']}: preference_bias needs a model that scores sentences "
                               "(a causal LM); this model's results have no preference score")
-    return abs(preference["rows"][0]["share"] - 0.5)
+    share = preference["rows"][0].get("share") if preference["rows"] else None
+    return None if share is None else abs(share - 0.5)
 
 
-METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
+METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float | None]]] = {
     "preference_bias": ("paired", _preference_bias),
     "selective_neurons": ("concept", _selective),
     "validated_selective_neurons": ("concept", _validated),
@@ -78,12 +89,12 @@ METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
 }
 
 
-def _new_flagged(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _new_flagged(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: neurons flagged in B whose matched partner in A was not flagged (or has no partner)."""
     return float(diff["became_flagged"])
 
 
-def _new_validated(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _new_validated(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: new flagged neurons in B, counted only when B's ablation validated its flagged neurons."""
     if diff["validated_b"] is None:
         raise AuditInputError(f"policy: {diff['name']}: new_validated_selective_neurons needs the ablation results "
@@ -91,20 +102,20 @@ def _new_validated(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
     return float(diff["became_flagged"]) if diff["validated_b"] else 0.0
 
 
-def _output_change(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _output_change(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: B's output-level bias score minus A's (the ``output_disparity`` metric, same items)."""
     if "output" not in diff:
         raise AuditInputError(f"policy: {diff['name']}: output_disparity_change needs both models' outputs on "
                               "this set (models of the same kind)")
-    return float(diff["output"]["delta"])
+    return _number(diff["output"].get("delta"))
 
 
-def _overlap(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _overlap(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: share of A's flagged neurons whose persistent partner B also flags (1 when A flags none)."""
     return 1.0 if diff["share_overlap"] is None else float(diff["share_overlap"])
 
 
-COMPARE_METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
+COMPARE_METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float | None]]] = {
     "new_selective_neurons": ("concept", _new_flagged),
     "new_validated_selective_neurons": ("concept", _new_validated),
     "new_group_selective_neurons": ("paired", _new_flagged),
@@ -185,8 +196,9 @@ def evaluate(policy: Mapping[str, Any], result: Mapping[str, Any],
                                   f"probe sets; {check['probeset']} is {section['kind']}")
         value = metric(section, check)
         bound, limit = ("max", check["max"]) if "max" in check else ("min", check["min"])
-        passed = value <= limit if bound == "max" else value >= limit
-        outcomes.append({"name": check.get("name") or f"{check['probeset']}: {check['metric']} {bound} {limit}",
+        # a value the run could not compute (null) cannot show the bound holds: the check fails, and says why
+        passed = value is not None and (value <= limit if bound == "max" else value >= limit)
+        outcomes.append({**({"note": "the value is null (the run could not compute it)"} if value is None else {}),"name": check.get("name") or f"{check['probeset']}: {check['metric']} {bound} {limit}",
                          "probeset": check["probeset"], "metric": check["metric"], "bound": bound, "limit": limit,
                          "value": value, "passed": passed, "verdict": "PASS" if passed else "FAIL"})
     return {"file": policy["file"], "sha256": policy["sha256"], "checks": outcomes,

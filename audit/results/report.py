@@ -23,10 +23,16 @@ def _num(value: Any, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _pct(value: Any, digits: int = 1) -> str:
+    """A share as a percentage; a null share (NaN in the run) as a dash."""
+    return "—" if value is None else f"{100 * value:.{digits}f}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
                              autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["num"] = _num
+    env.filters["pct"] = _pct
     env.filters["plural"] = lambda count, noun: f"{count} {noun}{'' if count == 1 else 's'}"
     env.filters["sci"] = lambda value: "—" if value is None else f"{value:.2e}"
     env.filters["css_string"] = lambda value: Markup(re.sub(r'[^\w .,:/@+()-]', "", str(value)))

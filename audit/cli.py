@@ -303,16 +303,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             if out is not None:  # shard states live in --out, so a killed run can --resume
                 manifest = {"weights_sha256": model.weights_sha256, "settings": config.to_dict(),
                             "probesets": _identities(probesets)}
-                if args.corpus:
-                    from .provenance import sha256_file
+                from .provenance import sha256_file
 
+                if args.corpus:
                     manifest["corpus"] = sha256_file(args.corpus)
+                manifest["reference"] = sha256_file(args.reference) if args.reference else "bundled"
                 state = _state(args, executor, out, manifest)
             result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         finally:
             executor.close()
-        code = _publish_new(out, f"{model.slug}", result, policy=policy, pdf=not args.no_pdf,
-                            fail_on_policy=args.fail_on_policy)
+        try:
+            code = _publish_new(out, f"{model.slug}", result, policy=policy, pdf=not args.no_pdf,
+                                fail_on_policy=args.fail_on_policy)
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         if state is not None:
             state.remove()  # the outputs are written: the shard states are no longer needed
     for section in result["probesets"]:
@@ -417,6 +425,13 @@ def _state(args: argparse.Namespace, executor: Any, folder: Path, manifest: dict
     return store
 
 
+def _discard_fresh(state: Any) -> None:
+    """Remove the shard-state folder this run created when it stops on an input error (exit 2): nothing is
+    left to resume. States of a resumed run, or of one interrupted or killed, stay for --resume."""
+    if state is not None and state.fresh:
+        state.remove()
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .config import CompareConfig, RunConfig
     from .model.loading import load_model
@@ -447,9 +462,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _check_scale_options(args)
     corpus_path = Path(args.corpus) if args.corpus else REFERENCE_FILE
     try:
-        corpus = load_reference(corpus_path)
+        corpus = load_reference(corpus_path, what="corpus file")
     except AuditInputError as exc:
-        raise AuditInputError(str(exc).replace("--reference", "--corpus")) from None
+        raise AuditInputError(f"--corpus: {exc}".replace("--corpus: --reference: ", "--corpus: ")) from None
     with OutputLock(out) if out is not None else contextlib.nullcontext():
         loading = dict(device=args.device, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
                        cache_dir=args.hf_cache_dir)
@@ -468,10 +483,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                          corpus_name=str(args.corpus or "bundled reference corpus"),
                                          corpus_sha256=corpus_sha256, probesets=probesets, config=config,
                                          compare=compare, executor=executor, state=state))
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         finally:
             executor.close()
-        code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
-                            pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards)
+        try:
+            code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
+                                pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards)
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         if state is not None:
             state.remove()
     for layer in result["layers_a"]:
@@ -620,6 +642,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             job = state.job("contexts") if state is not None else None
         record = explain_one(model, layer, neuron, general, word_vectors(model, args.word_vectors), k=args.top,
                              executor=executor, job=job)
+    except AuditInputError:
+        _discard_fresh(state)
+        raise
     finally:
         executor.close()
     print(f"{args.neuron} ({model.name}): {record['description']}")
@@ -640,6 +665,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         try:
             write_file(out, json.dumps(record, indent=2, default=float))
         except OSError as exc:
+            _discard_fresh(state)
             raise AuditInputError(f"--json: cannot write {out} ({exc.strerror or exc})") from None
         print(f"wrote {out}")
     if state is not None:

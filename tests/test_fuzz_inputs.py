@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,8 +27,6 @@ from hypothesis import strategies as st
 
 from audit.cli import main
 from audit.results.schema import comparison_schema, results_schema
-from tests import tiny
-from tests.conftest import PLANTED_NEURON
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
@@ -57,47 +54,6 @@ def cli(argv: list[str]) -> tuple[int, str]:
 
 
 # --- real files from tiny-model runs ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory, planted_folder, tokenizer) -> dict[str, Any]:
-    """A results.json (concept + paired sets, explanations on) and a comparison.json of the planted model
-    against a re-drawn copy, both written by the tool, plus a policy for each."""
-    from audit.config import CompareConfig, RunConfig
-    from audit.model.loading import load_model
-    from audit.probes.probeset import load_probesets
-    from audit.results.io import dumps
-    from audit.stages.compare import run_compare
-    from tests.stages.test_paired import gender_items
-
-    root = tmp_path_factory.mktemp("fuzz")
-    concept = {"name": "planted", "description": "d", "kind": "concept", "concept": "c",
-               "positive": tiny.sentences(16, seed=1, insert=tiny.CONCEPT), "negative": tiny.sentences(16, seed=2)}
-    paired = {"name": "gender", "description": "d", "kind": "paired", "groups": ["female", "male"],
-              "items": gender_items(12, seed=3)}
-    (root / "sets.yaml").write_text(yaml.safe_dump_all([concept, paired], sort_keys=False))
-    (root / "reference.txt").write_text("\n".join(tiny.sentences(12, seed=22)))
-    sets = load_probesets([root / "sets.yaml"])
-    config = RunConfig(progress=False, ablation=False, top_k=3, bootstrap_resamples=100,
-                       reference=str(root / "reference.txt"))
-    model_a = load_model(str(planted_folder), device="cpu")
-    other = tiny.build_planted_gpt2(tokenizer, [tiny.Plant(PLANTED_NEURON, (tuple(tiny.CONCEPT),))], seed=3)
-    model_b = load_model(other, tokenizer=tokenizer, device="cpu")
-    comparison = run_compare(model_a, model_b, tiny.sentences(40, seed=21, insert=tiny.CONCEPT),
-                             corpus_name="tiny", corpus_sha256="0" * 64, probesets=sets, config=config,
-                             compare=CompareConfig(memory_budget_mb=16, baseline_stride=2, top_changed=5))
-    results = comparison.audits.a
-    files = {"results": json.loads(dumps(results)), "comparison": json.loads(dumps(comparison))}
-    (root / "policy.yaml").write_text(
-        "checks:\n  - {probeset: planted, metric: selective_neurons, max: 3}\n"
-        "  - {probeset: gender, metric: output_disparity, max: 0.5}\n"
-        "  - {probeset: gender, metric: preference_bias, max: 0.5}\n"
-        "  - {probeset: gender, metric: group_selective_neurons, max: 5}\n")
-    (root / "compare-policy.yaml").write_text(
-        "checks:\n  - {probeset: planted, metric: new_selective_neurons, max: 3}\n"
-        "  - {probeset: gender, metric: output_disparity_change, max: 0.5}\n"
-        "  - {probeset: planted, metric: flagged_overlap, min: 0.5}\n")
-    return {"root": root, **files}
 
 
 def json_paths(value: Any, prefix: tuple = ()) -> Iterator[tuple]:
@@ -179,25 +135,25 @@ def validators() -> dict[str, Any]:
 
 @FUZZ
 @given(mutations=MUTATIONS, token=st.sampled_from(TOKENS))
-def test_mutated_results_render_search_and_policy_end_in_0_or_2(written, validators, mutations, token):
-    document = mutated(written["results"], mutations, validators["results"])
+def test_mutated_results_render_search_and_policy_end_in_0_or_2(small_outputs, validators, mutations, token):
+    document = mutated(small_outputs["results"], mutations, validators["results"])
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "results.json"
         path.write_text(json.dumps(document, allow_nan=False))
         cli(["render", str(path), "--out", f"{scratch}/out", "--no-pdf", "--policy",
-             str(written["root"] / "policy.yaml")])
+             str(small_outputs["root"] / "policy.yaml")])
         cli(["search", str(path), "--token", token])
 
 
 @FUZZ
 @given(mutations=MUTATIONS)
-def test_mutated_comparisons_render_and_check_policies_end_in_0_or_2(written, validators, mutations):
-    document = mutated(written["comparison"], mutations, validators["comparison"])
+def test_mutated_comparisons_render_and_check_policies_end_in_0_or_2(small_outputs, validators, mutations):
+    document = mutated(small_outputs["comparison"], mutations, validators["comparison"])
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "comparison.json"
         path.write_text(json.dumps(document, allow_nan=False))
         cli(["render", str(path), "--out", f"{scratch}/out", "--no-pdf", "--policy",
-             str(written["root"] / "compare-policy.yaml")])
+             str(small_outputs["root"] / "compare-policy.yaml")])
 
 
 # --- probe sets and importers ------------------------------------------------------------------------------

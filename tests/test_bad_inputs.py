@@ -611,3 +611,74 @@ def test_allowed_weights_load_and_are_recorded(world):
     model = load_model(world["m-missing"], device="cpu", allow_weights=["transformer.h.1.mlp.*"])
     assert model.summary()["weights_allowed"] == ["missing transformer.h.1.mlp.c_fc.weight"]
     assert "weights_allowed" not in load_model(world["model"], device="cpu").summary()
+
+
+# --- issue 23: promises kept beyond exit code 2 -----------------------------------------------------------------
+
+
+def test_a_null_output_delta_renders_and_its_policy_check_fails(world, tmp_path, capsys):
+    """A comparison whose output delta came out NaN (null) renders; a check on it cannot pass (was TypeError)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("checks:\n  - {probeset: gender, metric: output_disparity_change, max: 0.5}\n")
+    code = main(["render", world["cmp-null-delta"], "--out", str(tmp_path / "out"), "--no-pdf", "--policy",
+                 str(policy), "--fail-on-policy"])
+    captured = capsys.readouterr()
+    assert code == 3, captured.err  # the policy failed; nothing crashed
+    assert "policy FAIL: gender: output_disparity_change max 0.5 (value null)" in captured.out
+    (check,) = json.loads((tmp_path / "out" / "comparison.json").read_text())["policy"]["checks"]
+    assert check["value"] is None and check["verdict"] == "FAIL" and "null" in check["note"]
+    assert "Δ —" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_crows_pairs_csv_saved_with_a_bom_imports(tmp_path, capsys):
+    source = tmp_path / "crows.csv"
+    source.write_bytes(b"\xef\xbb\xbf,sent_more,sent_less,stereo_antistereo,bias_type\r\n"
+                       b"0,The poor are lazy.,The rich are lazy.,stereo,socioeconomic\r\n"
+                       b"1,She cried.,He cried.,stereo,gender\r\n")
+    assert main(["import", "crows-pairs", str(source), "-o", str(tmp_path / "out.yaml")]) == 0, \
+        capsys.readouterr().err
+    (document,) = yaml.safe_load_all((tmp_path / "out.yaml").read_text())
+    assert document["items"][0]["stereotypical"] == "The poor are lazy." and document["items"][0]["meta"]["index"] == "0"
+
+
+def test_an_existing_output_file_keeps_its_mode(tmp_path):
+    source = tmp_path / "crows.csv"
+    source.write_text("sent_more,sent_less,stereo_antistereo,bias_type\na b,c d,stereo,race\ne f,g h,stereo,race\n")
+    out = tmp_path / "private.yaml"
+    out.write_text("old")
+    out.chmod(0o600)
+    assert main(["import", "crows-pairs", str(source), "-o", str(out)]) == 0
+    assert out.read_text() != "old" and (out.stat().st_mode & 0o777) == 0o600
+    fresh = tmp_path / "fresh.yaml"
+    assert main(["import", "crows-pairs", str(source), "-o", str(fresh)]) == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (fresh.stat().st_mode & 0o777) == 0o666 & ~mask
+
+
+def test_memory_budget_parses_alike_on_run_and_compare():
+    from audit.cli import build_parser
+
+    parser = build_parser()
+    for verb in (["run"], ["compare", "--model-a", "a", "--model-b", "b"]):
+        for text, mib in (("2GB", 2048), ("512MB", 512), ("512", 512), ("1.5G", 1536), ("4GiB", 4096)):
+            assert parser.parse_args([*verb, "--memory-budget", text]).memory_budget == mib, (verb, text)
+
+
+def test_resume_refuses_a_reference_corpus_edited_since_the_interrupted_run(world, tmp_path, monkeypatch, capsys):
+    import audit.stages.audit
+
+    reference = tmp_path / "reference.txt"
+    reference.write_text("".join(f"an ordinary sentence number {i}\n" for i in range(12)))
+    out = tmp_path / "out"
+    argv = _fill(run("--reference", str(reference), "--shard-size", "8"), world, out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # the run stops after its shard-state folder was made, as a Ctrl-C would
+
+    monkeypatch.setattr(audit.stages.audit, "run_audit", interrupted)
+    assert main(argv) == 130
+    assert (out / ".state" / "run.json").is_file()  # kept for --resume
+    reference.write_text(reference.read_text().replace("number 3", "number three"))
+    assert main([*argv, "--resume"]) == 2
+    assert "belongs to a run with other reference corpus" in capsys.readouterr().err

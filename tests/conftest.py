@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -70,3 +72,47 @@ def small_report(tmp_path_factory, planted_folder, concept_yaml) -> Path:
     assert main(["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), "--out", str(out),
                  "--no-ablation", "--no-pdf", "--no-progress", "--top-k", "3"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def small_outputs(tmp_path_factory, planted_folder, tokenizer) -> dict[str, Any]:
+    """A results.json (concept + paired sets, explanations on; model A's audit) and a comparison.json of the
+    planted model against a re-drawn copy, as the tool writes them (dicts, and files under ``root``), plus a
+    policy for each; for the fuzzer and the bad-input table."""
+    from audit.config import CompareConfig, RunConfig
+    from audit.model.loading import load_model
+    from audit.probes.probeset import load_probesets
+    from audit.results.io import dumps
+    from audit.stages.compare import run_compare
+    from tests.stages.test_paired import gender_items
+
+    root = tmp_path_factory.mktemp("small-outputs")
+    concept = {"name": "planted", "description": "d", "kind": "concept", "concept": "c",
+               "positive": tiny.sentences(16, seed=1, insert=tiny.CONCEPT), "negative": tiny.sentences(16, seed=2)}
+    paired = {"name": "gender", "description": "d", "kind": "paired", "groups": ["female", "male"],
+              "items": gender_items(12, seed=3)}
+    (root / "sets.yaml").write_text(yaml.safe_dump_all([concept, paired], sort_keys=False))
+    (root / "reference.txt").write_text("\n".join(tiny.sentences(12, seed=22)))
+    sets = load_probesets([root / "sets.yaml"])
+    config = RunConfig(progress=False, ablation=False, top_k=3, bootstrap_resamples=100,
+                       reference=str(root / "reference.txt"))
+    model_a = load_model(str(planted_folder), device="cpu")
+    other = tiny.build_planted_gpt2(tokenizer, [tiny.Plant(PLANTED_NEURON, (tuple(tiny.CONCEPT),))], seed=3)
+    model_b = load_model(other, tokenizer=tokenizer, device="cpu")
+    comparison = run_compare(model_a, model_b, tiny.sentences(40, seed=21, insert=tiny.CONCEPT),
+                             corpus_name="tiny", corpus_sha256="0" * 64, probesets=sets, config=config,
+                             compare=CompareConfig(memory_budget_mb=16, baseline_stride=2, top_changed=5))
+    results = comparison.audits.a
+    files = {"results": json.loads(dumps(results)), "comparison": json.loads(dumps(comparison))}
+    for name, document in files.items():
+        (root / f"{name}.json").write_text(json.dumps(document))
+    (root / "policy.yaml").write_text(
+        "checks:\n  - {probeset: planted, metric: selective_neurons, max: 3}\n"
+        "  - {probeset: gender, metric: output_disparity, max: 0.5}\n"
+        "  - {probeset: gender, metric: preference_bias, max: 0.5}\n"
+        "  - {probeset: gender, metric: group_selective_neurons, max: 5}\n")
+    (root / "compare-policy.yaml").write_text(
+        "checks:\n  - {probeset: planted, metric: new_selective_neurons, max: 3}\n"
+        "  - {probeset: gender, metric: output_disparity_change, max: 0.5}\n"
+        "  - {probeset: planted, metric: flagged_overlap, min: 0.5}\n")
+    return {"root": root, **files}

@@ -18,7 +18,7 @@ EVERYTHING = {"errors", "inputs", "provenance", "config", "probes", "analysis", 
 ALLOWED = {
     "errors": set(),
     "inputs": {"errors"},
-    "provenance": set(),
+    "provenance": {"errors", "inputs"},
     "config": {"errors"},
     "probes": {"errors", "inputs", "provenance"},
     "analysis": {"errors"},

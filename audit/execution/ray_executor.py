@@ -11,9 +11,12 @@ Ray's token authentication on. ``auto`` joins the cluster that ``ray start`` mad
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import sys
+import tempfile
 from collections import deque
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Sequence
@@ -23,8 +26,10 @@ from ..model.loading import Model, load_model
 from . import faults
 from .executor import Executor, Work
 from .tasks import Task, run_shard
+from .watchdog import node_pids, start_watchdog, stop_watchdog
 
 MAX_ATTEMPTS = 3  # a shard whose worker dies this many times stops the run
+CONNECT_TIMEOUT_S = 10  # reaching a cluster's address
 
 
 @dataclass(frozen=True)
@@ -87,29 +92,28 @@ class RayExecutor(Executor):
         self.specs = [specs] if isinstance(specs, ModelSpec) else list(specs)
         self.expected = [expected_sha256] if isinstance(expected_sha256, str) else list(expected_sha256)
         self.started_instance = False
+        self.watchdog = None
+        self.actors: list[Any] = []
         ray = _import_ray(local=address is None)
         if not ray.is_initialized():
-            try:
-                if address is None:
-                    ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level="ERROR",
-                             log_to_driver=False)
-                    self.started_instance = True
-                else:
-                    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise AuditInputError(f"--ray-address {address or '(local)'}: cannot start or join Ray ({first})"
-                                      ) from None
+            if address is None:
+                available, unit = local_capacity()
+                if workers and workers > available:  # before an instance with that many CPUs starts
+                    raise AuditInputError(f"--workers: {workers} asked for, but this machine has {available} {unit}")
+                self.watchdog = start_local(ray)
+                self.started_instance = True
+            else:
+                join(ray, address)
         self.ray = ray
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         available = self.gpus or int(resources.get("CPU", 1))
         self.target = workers or max(1, available)
         if workers and workers > available:
+            self.close()
             raise AuditInputError(f"--workers: {workers} asked for, but the cluster offers {available} "
                                   f"{'GPUs' if self.gpus else 'CPUs'}")
         self.actor_class = ray.remote(ShardWorker)
-        self.actors: list[Any] = []
         self.nodes: dict[Any, str] = {}
         try:
             for actor, info in zip(*self._start(self.target)):
@@ -204,8 +208,82 @@ class RayExecutor(Executor):
             self.ray.kill(actor)
         self.actors = []
         if self.started_instance:
-            self.ray.shutdown()
+            with captured_output():
+                self.ray.shutdown()
             self.started_instance = False
+        stop_watchdog(self.watchdog)
+        self.watchdog = None
+
+
+def local_capacity() -> tuple[int, str]:
+    """What a local instance can really offer workers: this machine's GPUs, else the CPUs this process may use."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus:
+        return gpus, "GPUs"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cpus, "CPUs"
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[io.StringIO]:
+    """Ray's own log lines (warnings from its C++ core and Python logging, written straight to the file
+    descriptors) go to a temporary file instead of the terminal; the text is yielded for error messages."""
+    text = io.StringIO()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as log:
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            yield text
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)
+            log.seek(0)
+            text.write(log.read().decode("utf-8", "replace"))
+
+
+def start_local(ray: Any) -> Any:
+    """Start a local instance (every CPU of the machine, loopback only, no dashboard, Ray's output captured)
+    and a watchdog that stops its processes should this driver die without closing it."""
+    try:
+        with captured_output():
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise AuditInputError(f"--executor ray: cannot start a local Ray instance ({_first_line(exc)})") from None
+    return start_watchdog(node_pids(ray))
+
+
+def join(ray: Any, address: str) -> None:
+    """Join the cluster at ``address`` within :data:`CONNECT_TIMEOUT_S` (its port is tried first, so an
+    unreachable address fails at once instead of after Ray's own minutes of retries), output captured."""
+    if address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            raise AuditInputError(f"--ray-address {address}: expected HOST:PORT (or 'auto')")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
+            raise AuditInputError(f"--ray-address {address}: cannot reach the cluster ({reason}); start it with "
+                                  "'ray start --head' or check the address") from None
+    try:
+        with captured_output():
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        raise AuditInputError(f"--ray-address {address}: cannot join Ray ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _import_ray(*, local: bool) -> Any:

@@ -28,6 +28,7 @@ class StateStore:
         self.root = Path(out) / name
         self.manifest = json.loads(json.dumps(manifest))  # plain JSON, as it is stored
         self.discarded = 0
+        self.fresh = not resume  # this run made the folder: an input error before any output removes it
         stored = self.root / "run.json"
         if resume:
             if not stored.is_file():
@@ -78,6 +79,7 @@ class JobState:
 def _first_difference(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
     """What differs between two run manifests, in words (None when they match)."""
     labels = {"weights_sha256": "model weights", "probesets": "probe sets or texts", "corpus": "corpus",
+              "reference": "reference corpus",
               "settings": "settings", "execution": "shard settings"}
     for key, label in labels.items():
         if previous.get(key) != current.get(key):

@@ -15,10 +15,11 @@ LANGUAGE_REFERENCE_DIR = REFERENCE_FILE.parent / "multilingual"  # {code}.txt: p
 LANGUAGE_REFERENCE_SOURCE = "bundled per-language reference text (audit/data/multilingual, written for neuron-audit, CC0)"
 
 
-def load_reference(path: str | Path | None = None) -> list[str]:
-    """The general reference corpus: one text per line (the bundled everyday sentences by default)."""
+def load_reference(path: str | Path | None = None, *, what: str = "reference corpus") -> list[str]:
+    """The general reference corpus: one text per line (the bundled everyday sentences by default). ``what``
+    names the file in messages (``compare --corpus`` reads its corpus the same way)."""
     path = Path(path) if path else REFERENCE_FILE
-    lines = [line.strip() for line in read_input_text(path, "reference corpus").splitlines()]
+    lines = [line.strip() for line in read_input_text(path, what).splitlines()]
     lines = [line for line in lines if line]
     if len(lines) < 10:
         raise AuditInputError(f"--reference: {path}: needs at least 10 non-empty lines, got {len(lines)}")

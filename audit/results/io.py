@@ -16,6 +16,7 @@ from .contract import AuditResult
 from .outdir import replace_folder
 from .record import Record
 from .schema import comparison_schema, validate_results
+from .semantics import check_semantics
 
 
 def to_jsonable(value: Any) -> Any:
@@ -72,11 +73,13 @@ def parse_any(text: str, *, where: str) -> AuditResult | ComparisonResult:
         validate_results(data, where=where, schema=comparison_schema() if comparison else None)
     except RecursionError:
         raise AuditInputError(f"{where}: nested too deeply to be a results.json") from None
+    check_semantics(data, where=where)  # what the report, search and policies rely on beyond the schema
     return ComparisonResult.from_dict(data) if comparison else AuditResult.from_dict(data)
 
 
 def load_any(path: str | Path) -> AuditResult | ComparisonResult:
-    """Read a results.json or comparison.json, validated against its published schema."""
+    """Read a results.json or comparison.json (render, --baseline): through the input gate, validated against
+    its published schema, then semantically (:mod:`.semantics`); every problem is one line naming the path."""
     path = Path(path)
     return parse_any(read_input_text(path, "results file"), where=str(path))
 

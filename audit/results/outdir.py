@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -151,12 +152,17 @@ def replace_folder(out: Path, files: Mapping[str, str | bytes]) -> Path:
 
 
 def write_file(path: Path, content: str | bytes) -> Path:
-    """Replace one file atomically (a temporary file beside it, then a rename), with the umask's mode."""
+    """Replace one file atomically (a temporary file beside it, then a rename). An existing file keeps its
+    permission bits (a private 600 file stays private); a new one gets the umask's mode."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(content if isinstance(content, bytes) else content.encode("utf-8"))
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

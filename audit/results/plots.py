@@ -65,7 +65,7 @@ def bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], title
          y_label: str = "neurons") -> str:
     """Grouped bars: one group per category (e.g. layer), one bar per series."""
     names = list(series)
-    peak, step = nice_scale(max([max(values, default=0) for values in series.values()] + [1]))
+    peak, step = nice_scale(max([max((v for v in values if v is not None), default=0) for values in series.values()] + [1]))
     slot = (WIDTH - LEFT - 8) / max(len(categories), 1)
     width = slot * 0.8 / max(len(names), 1)
     plot_h = HEIGHT - BOTTOM - TOP
@@ -76,6 +76,8 @@ def bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], title
                     f'{escape(str(category))}</text>')
         for s, name in enumerate(names):
             value = series[name][c]
+            if value is None:  # not computed in this run (NaN is written as null): no bar
+                continue
             h = plot_h * value / peak
             body.append(f'<rect x="{x0 + s * width:.1f}" y="{HEIGHT - BOTTOM - h:.1f}" width="{width:.1f}" '
                         f'height="{h:.1f}" fill="{COLORS[s % len(COLORS)]}"><title>{escape(name)} '

@@ -39,12 +39,21 @@ DEFAULT_COMPARE_POLICY = POLICIES_DIR / "compare-default.yaml"
 MODEL_KINDS = ("encoder", "causal-lm")
 
 
-def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _number(value: Any) -> float | None:
+    """A metric's value; None when the run could not compute it (NaN is written as null)."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _largest(values: Any) -> float | None:
+    return _number(max(values, default=None))
+
+
+def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Concept sets: neurons with q < alpha and AUROC ≥ min_auroc (default 0.8) in either direction."""
-    return float(section["summary"]["strong_selective"][str(check.get("min_auroc", STRONG_AUROC))])
+    return _number(section["summary"]["strong_selective"].get(str(check.get("min_auroc", STRONG_AUROC))))
 
 
-def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Selective neurons, counted only when the ablation validated the top ones: Holm-corrected p < 0.05 with the
     effect in the expected direction (``validated``; results written before it: uncorrected p ≤ alpha)."""
     ablation = section.get("ablation")
@@ -58,25 +67,25 @@ def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
     return _selective(section, check) if validated else 0.0
 
 
-def _group_selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _group_selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Paired sets: neurons selective for some group (q < alpha and |d_z| ≥ the effect floor)."""
     return float(section["disparity"]["counts"]["q_and_effect"]["any_group"])
 
 
-def _output_disparity(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _output_disparity(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Paired sets: largest |log-likelihood gap| between two groups (causal LMs); encoders: largest excess
     embedding shift of the group swap over a matched control swap (counterfactual sensitivity), or for sets
     without one (translations) largest 1 − mean cosine between an item's versions."""
     output = section["disparity"]["output"]
     table = output["table"]
     if "per_group" in table:
-        return max(abs(pair["difference"]) for pair in table["pairs"])
+        return _largest(abs(pair.get("difference")) for pair in table["pairs"] if pair.get("difference") is not None)
     if output.get("sensitivity"):
-        return max(row["excess"] for row in output["sensitivity"]["rows"])
-    return max(1.0 - pair["cosine"] for pair in table["pairs"])
+        return _largest(row["excess"] for row in output["sensitivity"]["rows"] if row.get("excess") is not None)
+    return _largest(1.0 - pair["cosine"] for pair in table["pairs"] if pair.get("cosine") is not None)
 
 
-def _preference_bias(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _preference_bias(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Paired sets with a sentence score (causal LMs): |share − 0.5| of items whose first-group version the model
     prefers over the second's (CrowS-Pairs: distance of the stereotype score from no preference)."""
     preference = section["disparity"]["output"].get("preference")
@@ -84,7 +93,8 @@ def _preference_bias(section: Mapping[str, Any], check: Mapping[str, Any]) -> fl
         raise AuditInputError(f"policy: {section['name']}: preference_bias needs a model that scores sentences "
                               "(a causal LM): this model gives no sentence score, so there is no preference to "
                               "measure")
-    return abs(preference["rows"][0]["share"] - 0.5)
+    share = preference["rows"][0].get("share") if preference["rows"] else None
+    return None if share is None else abs(share - 0.5)
 
 
 def _control_share(section: Mapping[str, Any], check: Mapping[str, Any]) -> float:
@@ -102,7 +112,7 @@ def _stereoset_distance(section: Mapping[str, Any], check: Mapping[str, Any]) ->
     return abs(stereoset["overall"]["ss"] - 50.0)
 
 
-METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
+METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float | None]]] = {
     "control_selective_share": ("concept", _control_share),
     "stereoset_ss_distance": ("paired", _stereoset_distance),
     "preference_bias": ("paired", _preference_bias),
@@ -113,12 +123,12 @@ METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
 }
 
 
-def _new_flagged(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _new_flagged(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: neurons flagged in B whose matched partner in A was not flagged (or has no partner)."""
     return float(diff["became_flagged"])
 
 
-def _new_validated(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _new_validated(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: new flagged neurons in B, counted only when B's ablation validated its flagged neurons."""
     if diff["validated_b"] is None:
         raise AuditInputError(f"policy: {diff['name']}: new_validated_selective_neurons needs the ablation results "
@@ -126,20 +136,20 @@ def _new_validated(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
     return float(diff["became_flagged"]) if diff["validated_b"] else 0.0
 
 
-def _output_change(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _output_change(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: B's output-level bias score minus A's (the ``output_disparity`` metric, same items)."""
     if "output" not in diff:
         raise AuditInputError(f"policy: {diff['name']}: output_disparity_change needs both models' outputs on "
                               "this set (models of the same kind)")
-    return float(diff["output"]["delta"])
+    return _number(diff["output"].get("delta"))
 
 
-def _overlap(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float:
+def _overlap(diff: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
     """Comparisons: share of A's flagged neurons whose persistent partner B also flags (1 when A flags none)."""
     return 1.0 if diff["share_overlap"] is None else float(diff["share_overlap"])
 
 
-COMPARE_METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float]]] = {
+COMPARE_METRICS: dict[str, tuple[str, Callable[[Mapping, Mapping], float | None]]] = {
     "new_selective_neurons": ("concept", _new_flagged),
     "new_validated_selective_neurons": ("concept", _new_validated),
     "new_group_selective_neurons": ("paired", _new_flagged),

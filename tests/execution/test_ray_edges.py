@@ -1,0 +1,115 @@
+"""Ray's edges (issue 23): an unreachable address and too many workers fail fast with one line before any
+instance starts, and a driver killed with SIGKILL leaves no local Ray process behind (the watchdog)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from audit.errors import AuditInputError
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture
+def no_instance():
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already running in this process")
+
+
+def test_an_unreachable_address_is_one_line_within_seconds(no_instance, planted_folder):
+    from audit.execution.ray_executor import ModelSpec, RayExecutor
+
+    tick = time.monotonic()
+    with pytest.raises(AuditInputError, match=r"--ray-address 127\.0\.0\.1:1: cannot reach the cluster"):
+        RayExecutor(ModelSpec(model=str(planted_folder)), expected_sha256="0" * 64, address="127.0.0.1:1",
+                    progress=False)
+    assert time.monotonic() - tick < 30 and not ray.is_initialized()
+    with pytest.raises(AuditInputError, match="expected HOST:PORT"):
+        RayExecutor(ModelSpec(model=str(planted_folder)), expected_sha256="0" * 64, address="nowhere",
+                    progress=False)
+
+
+def test_more_workers_than_this_machine_has_fail_before_a_local_instance_starts(no_instance, planted_folder):
+    from audit.execution.ray_executor import ModelSpec, RayExecutor, local_capacity
+
+    available, unit = local_capacity()
+    with pytest.raises(AuditInputError, match=f"--workers: 1000 asked for, but this machine has {available} {unit}"):
+        RayExecutor(ModelSpec(model=str(planted_folder)), expected_sha256="0" * 64, workers=1000, progress=False)
+    assert not ray.is_initialized()
+
+
+DRIVER = textwrap.dedent("""
+    import sys, time
+    from audit.execution.ray_executor import _import_ray, start_local
+    from audit.execution.watchdog import node_pids
+    ray = _import_ray(local=True)
+    start_local(ray)
+    time.sleep(1.2)  # one refresh of the watchdog's view of the process tree
+    print(" ".join(map(str, node_pids(ray))), flush=True)
+    time.sleep(600)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="the watchdog reads /proc")
+def test_a_sigkilled_driver_leaves_no_local_ray_processes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True, env=env,
+                              stderr=subprocess.DEVNULL)
+    try:
+        line = driver.stdout.readline()
+        pids = [int(p) for p in line.split()]
+        assert pids and all(_alive(pid) for pid in pids), line
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+FAKE_DRIVER = textwrap.dedent("""
+    import subprocess, sys, time
+    from audit.execution.watchdog import start_watchdog
+    # a stand-in for Ray's node: a process in its own session (a driver's death does not reach it) with a child
+    node = subprocess.Popen([sys.executable, "-c", "import subprocess, time; "
+                             "subprocess.Popen(['sleep', '600']); time.sleep(600)"], start_new_session=True)
+    time.sleep(0.5)
+    start_watchdog([node.pid])
+    time.sleep(1.2)  # one refresh of the watched tree
+    print(node.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="the watchdog reads /proc")
+def test_the_watchdog_stops_an_orphaned_process_tree_when_its_driver_is_killed():
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    driver = subprocess.Popen([sys.executable, "-c", FAKE_DRIVER], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        node = int(driver.stdout.readline())
+        tree = [node] + [int(p) for p in Path(f"/proc/{node}/task/{node}/children").read_text().split()]
+        assert len(tree) == 2 and all(_alive(pid) for pid in tree)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+        time.sleep(0.1)
+    assert not [pid for pid in tree if _alive(pid)]  # without the watchdog both would sleep on for 10 minutes

@@ -627,7 +627,7 @@ def _stamp_run(result: dict, args: argparse.Namespace, inputs: dict | None) -> N
 
     run = result["run"]
     if inputs is not None:
-        run.update(run_identity(args.argv))
+        run.update(run_identity(getattr(args, "argv", None) or sys.argv[1:]))
         run["inputs"] = inputs
     signoff = {key: value for key, value in (("reviewer", args.reviewer), ("organisation", args.organisation))
                if value}

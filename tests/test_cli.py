@@ -22,7 +22,8 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 def strip_timings(result: dict) -> dict:
     result = dict(result)
-    result["run"] = {k: v for k, v in result["run"].items() if k not in ("started_at", "duration_s", "timings_s")}
+    result["run"] = {k: v for k, v in result["run"].items()
+                     if k not in ("started_at", "duration_s", "timings_s", "command_line")}  # --out differs
     return result
 
 

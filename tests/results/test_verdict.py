@@ -182,3 +182,17 @@ def test_pdf_checks_catch_what_they_look_for(tmp_path):
     found = " | ".join(problems(pdf))
     assert "word piece '##ps'" in found and "sentences joined" in found and "split id" in found
     assert "page 1:" in found and "% full" in found
+
+
+def test_public_benchmarks_carry_their_documented_limitations_beside_their_scores(audit_dir):
+    from audit.results.report import render_html
+
+    results = json.loads((audit_dir / "results.json").read_text())
+    del results["policy"]
+    gender = next(s for s in results["probesets"] if s["kind"] == "paired")
+    gender.update(name="crows-pairs", source="Imported from CrowS-Pairs (crows_pairs_anonymized.csv)")
+    html = render_html(results)
+    section = html[html.index("Probe set: crows-pairs</h2>"):]
+    assert section.index("Blodgett") < section.index("Output-level disparity")  # beside its scores
+    assert "US-centric" in section and "imported benchmark (CrowS-Pairs)" in html
+    assert "Known limitations of the public benchmarks used" in html

@@ -76,6 +76,13 @@ def test_permuted_copy_keeps_every_finding_through_the_matching(folders, inputs,
     assert all(l["mean_r"] > 0.9999 for l in result["layers_a"])
     html = (tmp_path / "out" / "report.html").read_text()
     assert f"L0.N{PLANTED_NEURON}" in html and f"L0.N{partner}" in html and "Persistence per layer" in html
+    # verdict first and a reproduce-and-sign page, as in audits; the default comparison policy was applied
+    assert html.index("Verdict</h2>") < html.index("Summary of what changed") < html.index("Reproduce and sign</h2>")
+    assert result["policy"]["default"] and result["run"]["command_line"].startswith("neuron-audit compare ")
+    assert main(["render", str(tmp_path / "out" / "comparison.json"), "--out", str(tmp_path / "named"), "--no-pdf",
+                 "--name-a", "base", "--name-b", "tuned", "--reviewer", "R. Viewer"]) == 0
+    named = (tmp_path / "named" / "report.html").read_text()
+    assert "<strong>A</strong> base → <strong>B</strong> tuned" in named and "<td>R. Viewer</td>" in named
 
 
 def test_a_new_concept_neuron_fails_the_policy_with_exit_3(folders, inputs, tmp_path, capsys):

@@ -26,9 +26,9 @@ NEURON_CRITERIA = {
     "concept": "neurons selective for the concept (q < alpha), and the reported top neurons by AUROC",
     "paired": "group-selective neurons (q < alpha and |d_z| ≥ the effect floor), and the reported top neurons",
 }
-DIFFERENT_WEIGHTS = ("the two audits read different weights, so a neuron id does not name the same neuron in both; "
-                     "only the counts are compared here. neuron-audit compare matches neurons across checkpoints "
-                     "by their activations.")
+DIFFERENT_WEIGHTS = ("The two audits read different weights, so a neuron id does not name the same neuron in both; "
+                     "only the counts are compared here (neuron-audit compare matches neurons across checkpoints "
+                     "by their activations)")
 
 
 def probeset_identities(result: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -203,7 +203,7 @@ def diff_neurons(baseline: Mapping[str, Any], current: Mapping[str, Any], shared
             row["appeared"] = [n for n in top_after if n not in top_before]
             row["vanished"] = [n for n in top_before if n not in top_after]
         rows.append(row)
-    note = ("same weights (sha256): neurons matched by id; 'appeared' and 'vanished' are the reported top "
+    note = ("Same weights (sha256): neurons matched by id; 'appeared' and 'vanished' are the reported top "
             "neurons present in only one of the two runs" if same else DIFFERENT_WEIGHTS)
     return {"same_weights": same, "matched_by": "neuron id" if same else None, "note": note, "per_probeset": rows}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 
+from ..errors import AuditInputError
 from .checks import CheckView, describe_value, policy_checks
 from .outdir import write_file
 
@@ -184,12 +185,16 @@ def write_exports(result: Mapping[str, Any], results_file: Path, *, junit: str |
     """Write the requested exports of ``result`` (already written to ``results_file``), each atomically
     (a temporary file beside it, then a rename); returns the paths written."""
     digest = hashlib.sha256(results_file.read_bytes()).hexdigest()
-    written = []
+    texts = []
     if junit:
-        path = Path(junit)
-        written.append(write_file(path, junit_xml(result, results_path=str(results_file), results_sha256=digest)))
+        texts.append(("--junit", Path(junit), junit_xml(result, results_path=str(results_file), results_sha256=digest)))
     if sarif:
-        path = Path(sarif)
-        uri = Path(os.path.relpath(results_file.resolve(), path.resolve().parent)).as_posix()
-        written.append(write_file(path, sarif_json(result, results_uri=quote(uri), results_sha256=digest)))
+        uri = Path(os.path.relpath(results_file.resolve(), Path(sarif).resolve().parent)).as_posix()
+        texts.append(("--sarif", Path(sarif), sarif_json(result, results_uri=quote(uri), results_sha256=digest)))
+    written = []
+    for option, path, text in texts:
+        try:
+            written.append(write_file(path, text))
+        except OSError as exc:
+            raise AuditInputError(f"{option}: cannot write {path} ({exc.strerror or exc})") from None
     return written

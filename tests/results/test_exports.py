@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -190,3 +191,16 @@ def test_bad_export_path_on_render_and_compare(audit_dir, tmp_path, capsys):
     assert main(["compare", "--model-a", "default", "--model-b", "default", "--junit", str(tmp_path),
                  "--out", str(tmp_path / "c")]) == 2
     assert "--junit:" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (os.environ.get("NEURON_AUDIT_JUNIT") or os.environ.get("NEURON_AUDIT_SARIF")),
+                    reason="set NEURON_AUDIT_JUNIT / NEURON_AUDIT_SARIF to the exports of a real audit")
+def test_exports_of_a_real_audit_validate(junit_schema, sarif_validator):
+    """The files a real run wrote (e.g. `make audit` with --junit/--sarif), validated against the bundled schemas."""
+    if os.environ.get("NEURON_AUDIT_JUNIT"):
+        junit_schema.validate(os.environ["NEURON_AUDIT_JUNIT"])
+        assert int(ET.parse(os.environ["NEURON_AUDIT_JUNIT"]).getroot().get("tests")) > 0
+    if os.environ.get("NEURON_AUDIT_SARIF"):
+        log = json.loads(Path(os.environ["NEURON_AUDIT_SARIF"]).read_text(encoding="utf-8"))
+        assert_valid_sarif(sarif_validator, log)
+        assert log["runs"][0]["results"]

@@ -523,6 +523,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                        cache_dir=args.hf_cache_dir)
         model_a = _load_side(load_model, args.model_a, "--model-a", loading)
         model_b = _load_side(load_model, args.model_b, "--model-b", loading)
+        if policy is not None and model_a.kind != model_b.kind:  # before the work, not when publishing it
+            for i, check in enumerate(policy["checks"]):
+                if check["metric"] == "output_disparity_change":
+                    raise AuditInputError(f"{policy['file']}: checks[{i}].metric: output_disparity_change needs "
+                                          f"models of the same kind; A is {model_a.kind}, B is {model_b.kind}")
         corpus_sha256 = sha256_file(corpus_path)
         executor = _executor(args, [model_a, model_b], [args.model_a, args.model_b])
         state = None

@@ -233,9 +233,19 @@ def _comparison(c: _Checker, data: Mapping[str, Any]) -> None:
     for side in ("layers_a", "layers_b"):
         if not data[side]:
             c.fail((side,), "expected at least one layer (every comparison correlates at least one layer pair)")
+        diagonal = {("mean_diagonal_r" in layer, "same_index_share" in layer) for layer in data[side]}
+        if len(diagonal) > 1 or diagonal - {(True, True), (False, False)}:
+            c.fail((side,), "mean_diagonal_r and same_index_share come together, in every layer or in none")
         for i, layer in enumerate(data[side]):
             if layer["n_neurons"] <= 0:
                 c.fail((side, i, "n_neurons"), f"expected a positive count, got {layer['n_neurons']}")
+    correlation = data["correlation"]
+    for i, pair in enumerate(correlation["layer_pairs"]):
+        if len(pair) != 2:
+            c.fail(("correlation", "layer_pairs", i), f"expected [layer of A, layer of B], got {_short(pair)}")
+    for key in ("max_length_used", "truncated_texts"):
+        if key in correlation and len(correlation[key]) != 2:
+            c.fail(("correlation", key), f"expected [A, B], got {_short(correlation[key])}")
     histogram = data["histogram"]
     c.histogram(histogram["edges"], {k: histogram[k] for k in ("best", "baseline", "diagonal") if k in histogram},
                 ("histogram",))

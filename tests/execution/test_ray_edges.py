@@ -113,3 +113,13 @@ def test_the_watchdog_stops_an_orphaned_process_tree_when_its_driver_is_killed()
     while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
         time.sleep(0.1)
     assert not [pid for pid in tree if _alive(pid)]  # without the watchdog both would sleep on for 10 minutes
+
+
+def test_rays_own_output_is_captured_not_printed(capfd):
+    from audit.execution.ray_executor import captured_output
+
+    with captured_output() as text:
+        os.write(2, b"[2026-12-04 WARNING] 20 lines of Ray start-up chatter\n")
+        os.write(1, b"more of it\n")
+    assert capfd.readouterr() == ("", "")
+    assert "Ray start-up chatter" in text.getvalue() and "more of it" in text.getvalue()

@@ -22,7 +22,7 @@ from audit.model.harvest import harvest
 from audit.model.interventions import aura_scale, make_intervention, measure
 from audit.probes.probeset import load_probesets
 from audit.probes.reference import load_reference
-from audit.results.io import dumps, to_json
+from audit.results.io import to_json
 from audit.stages.ablation import (
     AURA,
     _doses,

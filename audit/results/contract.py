@@ -841,9 +841,11 @@ class AuditResult(Record):
     extra: dict[str, Any] = extra_field()
 
 
-__all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection", "DoseRow",
+__all__ = ["ABSENT", "Ablation", "AuditResult", "AurocHistogram", "Collateral", "ConceptNeuron", "ConceptSection",
+           "DoseRow",
            "ConceptSummary", "Control", "Disparity", "DisparityCounts", "Exemplar", "Explanation", "GenerationCheck",
            "GroupNeuron", "GroupValue", "Histogram", "Lape", "LapeLanguage", "LapeNeuron", "ModelInfo", "NeuronClasses",
            "NeuronEntry", "NullComparison", "NullDistribution", "OutputDisparity", "OutputTable", "PairRow",
            "PairedSection", "PolicyCheck", "PolicyResult", "Polysemanticity", "PreferenceChange", "Quantization",
-           "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts", "NullSummary", "SkippedAblation", "TargetDisparity", "Vocabulary"]
+           "RunInfo", "SCHEMA_VERSION", "Section", "SelectiveCounts", "NullSummary", "SkippedAblation", "TargetDisparity",
+           "Vocabulary"]

@@ -62,7 +62,8 @@ def matched_null_sets(target: np.ndarray, features: np.ndarray, *, n_sets: int, 
     return sets
 
 
-def permuted_scales(scales: np.ndarray, *, seed: int, n_sets: int, strata: np.ndarray | None = None) -> list[np.ndarray]:
+def permuted_scales(scales: np.ndarray, *, seed: int, n_sets: int,
+                    strata: np.ndarray | None = None) -> list[np.ndarray]:
     """Null dampenings for an all-neuron intervention (AurA): the per-neuron ``scales`` (layers, neurons;
     1 = untouched) shuffled among the neurons of each layer — or of each within-layer stratum of ``strata``
     (same shape, integer labels, e.g. density deciles) — so a random set gets the same amount of dampening
@@ -83,6 +84,6 @@ def permuted_scales(scales: np.ndarray, *, seed: int, n_sets: int, strata: np.nd
 
 
 def density_strata(density: np.ndarray, *, n_bins: int = 10) -> np.ndarray:
-    """Within-layer decile (0 … n_bins − 1) of each neuron's activation density; ``density`` is (layers, neurons)."""
+    """Within-layer decile (0 … n_bins − 1) of each neuron's activation density (``density``: layers × neurons)."""
     ranks = layer_ranks(np.asarray(density)[..., None])[..., 0]
     return np.minimum((ranks * n_bins).astype(np.int64), n_bins - 1)

@@ -3,7 +3,8 @@
 Every intervention is affine per neuron, x' = scale·x + offset: ``zero`` (0, 0), ``mean`` (0, the
 neuron's mean) and ``dampen`` (AurA's 1 − 2·(AUROC − 0.5), 0). Several interventions run in one forward
 by stacking copies of a batch, each copy rewritten by its own intervention; the clean outputs of a batch
-are computed once and shared by all of them.
+are computed once and shared by all of them (:class:`Runner` keeps them across calls), and a forward under
+an intervention starts at its first rewritten layer from the residual stream kept in the clean pass.
 """
 
 from __future__ import annotations

@@ -221,8 +221,8 @@ def dose_response(rows: Sequence[Mapping], title: str, *, y_title: str) -> str:
         if len(group) == 1:
             r = group[0]
             band_top, band_bottom = sorted((y(r["null_p95"]), y(r["null_mean"])))
-            parts.append(f'<rect x="{x(r) - 6:.1f}" y="{band_top:.1f}" width="12" height="{band_bottom - band_top + 1:.1f}" '
-                         f'fill="#888" fill-opacity="0.3"/>')
+            parts.append(f'<rect x="{x(r) - 6:.1f}" y="{band_top:.1f}" width="12" '
+                         f'height="{band_bottom - band_top + 1:.1f}" fill="#888" fill-opacity="0.3"/>')
         else:
             parts.append(f'<polygon points="{" ".join(upper + lower)}" fill="#888" fill-opacity="0.3"/>')
     if len(ladder) > 1:

@@ -221,8 +221,8 @@ def plan_concept(model: Model, probeset: ProbeSet, acts: Activations, config: Ru
                                        "side)")
     select = np.r_[pos_select, neg_select]
     chosen = concept_selectivity(acts.pooled(config.pooling), labels[select], dtype=np.float32, rows=select)
-    ranked = np.asarray([flat for flat in chosen.ranking() if chosen.auroc[flat] > 0.5 and chosen.q_value[flat] < ALPHA],
-                        dtype=np.int64)
+    ranked = np.asarray([flat for flat in chosen.ranking()
+                         if chosen.auroc[flat] > 0.5 and chosen.q_value[flat] < ALPHA], dtype=np.int64)
     if not len(ranked):
         return SkippedAblation(skipped="no neuron is more active on the concept at q < 0.05 in the texts held apart "
                                        "for choosing neurons")

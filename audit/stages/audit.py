@@ -100,8 +100,10 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         reported += reported_responses(probeset, section, runs, config.pooling)
         timings[f"analysis:{probeset.name}"] = time.perf_counter() - tick
         if config.ablation:
-            if reference_acts is None:
+            if reference_acts is None:  # the matched nulls match on its activation statistics
+                tick = time.perf_counter()
                 reference_acts = collect(reference, token_moments=True, description="reference")
+                timings["harvest:reference"] = time.perf_counter() - tick
             tick = time.perf_counter()
             plan = ablation_plan(model, probeset, runs, config, reference_features(reference_acts.token_stats()),
                                  seed=seed)

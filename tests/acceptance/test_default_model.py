@@ -36,7 +36,7 @@ def test_default_model_finds_toxicity_neurons(default_model):
     from audit.probes.probeset import BUNDLED_DIR, load_probesets
     
     (toxicity,) = load_probesets([BUNDLED_DIR / "toxicity.yaml"])
-    result = audited(default_model, [toxicity], RunConfig(top_k=3, bootstrap_resamples=200, progress=False))
+    result = audited(default_model, [toxicity], RunConfig(top_k=3, bootstrap_resamples=200, progress=False, dose_max=3))
     section = result["probesets"][0]
     assert section["neurons"][0]["auroc"] > 0.8
     assert section["summary"]["n_significant"] > 100 and section["control"]["n_significant"] <= 5

@@ -52,7 +52,8 @@ def test_smollm2_small_toxicity_audit_with_generation_check(smollm2, tmp_path):
     (tmp_path / "subset.yaml").write_text(yaml.safe_dump(subset, sort_keys=False), encoding="utf-8")
     (tmp_path / "reference.txt").write_text("\n".join(load_reference(None)[:40]) + "\n", encoding="utf-8")
     config = RunConfig(top_k=3, bootstrap_resamples=200, progress=False, ablate_k=5, null_sets=5, ablation_texts=8,
-                       reference=str(tmp_path / "reference.txt"), reference_texts=10, neuron_classes=False)
+                       dose_max=3, reference=str(tmp_path / "reference.txt"), reference_texts=10,
+                       neuron_classes=False)
     result = audited(smollm2, load_probesets([tmp_path / "subset.yaml"]), config)
     section = result["probesets"][0]
     assert result["model"]["quantization"]["file_type"] == "MOSTLY_Q4_1"

@@ -64,8 +64,8 @@ def test_policy_verdicts_and_exit_codes(audit_dir, tmp_path, capsys):
     assert value("validated_selective_neurons") == (value("selective_neurons") if validated else 0.0)
     flipped = json.loads(json.dumps(results))
     flipped["probesets"][0]["ablation"]["validated"] = not validated
-    policy = {"file": "p.yaml", "sha256": "", "checks": [{"probeset": "planted", "metric": "validated_selective_neurons",
-                                                          "max": 0}]}
+    policy = {"file": "p.yaml", "sha256": "",
+              "checks": [{"probeset": "planted", "metric": "validated_selective_neurons", "max": 0}]}
     assert evaluate(policy, flipped)["checks"][0]["value"] == (0.0 if validated else value("selective_neurons"))
 
 

@@ -22,7 +22,7 @@ from audit.model.harvest import harvest
 from audit.model.interventions import aura_scale, make_intervention, measure
 from audit.probes.probeset import load_probesets
 from audit.probes.reference import load_reference
-from audit.results.io import dumps, to_json
+from audit.results.io import to_json
 from audit.stages.ablation import (
     AURA,
     _doses,
@@ -237,7 +237,7 @@ def test_encoder_ablation_reports_shift_and_separability(tmp_path):
     assert section["evaluated"]["chosen_on"] == {"n_positive": held_apart, "n_negative": held_apart}
 
 
-def test_ablation_is_skipped_without_selective_neurons(planted_model, tmp_path):
+def test_ablation_is_skipped_without_selective_neurons(planted_model, features, tmp_path):
     import yaml
 
     document = {"name": "noise", "description": "d", "kind": "concept", "concept": "none",
@@ -245,7 +245,7 @@ def test_ablation_is_skipped_without_selective_neurons(planted_model, tmp_path):
     (tmp_path / "noise.yaml").write_text(yaml.safe_dump(document))
     (probeset,) = load_probesets([tmp_path / "noise.yaml"])
     acts = harvest(planted_model, probeset.texts, progress=False)
-    section = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0)
+    section = to_json_ablation(planted_model, probeset, acts, CONFIG, load_reference(), seed=0, features=features)
     assert "skipped" in section and "p_value" not in section
 
 

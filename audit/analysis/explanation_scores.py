@@ -177,8 +177,7 @@ def bootstrap(stats: np.ndarray, score: Callable[[np.ndarray], np.ndarray], rng:
     return value, ci
 
 
-def _undefined_reason(kind: str, actual_any: bool, actual_all: bool, flat_prediction: bool,
-                      flat_activation: bool) -> str:
+def _undefined_reason(kind: str, actual_any: bool, flat_activation: bool) -> str:
     if kind in ("detection", "fuzzing"):
         return NO_FIRING if not actual_any else ALL_FIRING
     if kind == "simulation":
@@ -204,7 +203,6 @@ def score_predictor(predicted: Sequence[np.ndarray], actual: Sequence[np.ndarray
     fz = _ba_stats(fuzz_pred, fuzz_true) if fuzz else np.zeros((0, 4))
     sim = _corr_stats([predicted[i] for i in sample], [actual[i] for i in sample])
     f1 = _f1_stats(predicted, actual, fire)
-    flat_pred = bool(len(sample)) and np.ptp(np.concatenate([np.asarray(predicted[i], float) for i in sample])) == 0
     flat_act = bool(len(sample)) and np.ptp(np.concatenate([np.asarray(actual[i], float) for i in sample])) == 0
     for kind, stats, fn in (("detection", det, _ba), ("fuzzing", fz, _ba), ("simulation", sim, _corr),
                             ("f1", f1, _f1)):
@@ -213,7 +211,7 @@ def score_predictor(predicted: Sequence[np.ndarray], actual: Sequence[np.ndarray
         value, ci = bootstrap(stats, fn, rng, resamples=resamples, counts=counts[len(stats)])
         row: dict[str, Any] = {"value": value, "ci": ci}
         if value is None:
-            row["reason"] = _undefined_reason(kind, bool(fires.any()), bool(fires.all()), flat_pred, flat_act)
+            row["reason"] = _undefined_reason(kind, bool(fires.any()), flat_act)
         out[kind] = row
     return out
 

@@ -247,6 +247,10 @@ def _word(enc: dict, at: int, text: str) -> tuple[str, int, int]:
     """The whole word holding token ``at`` (letters and digits around its span in ``text``) and the range of
     tokens that spell it, so 'rec ##om ##mend ##ation' is read, shown and substituted as one word."""
     start, end = enc["spans"][at]
+    while start < end and text[start].isspace():  # byte-level BPE spans can hold the space before the word
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
     if not any(ch.isalnum() for ch in text[start:end]):  # punctuation is its own word, never glued to one
         return (text[start:end].strip() or clean_token(enc["tokens"][at])), at, at + 1
     while start > 0 and text[start - 1].isalnum():
@@ -269,6 +273,8 @@ def _window(enc: dict, at: int, context: dict) -> dict[str, Any]:
     text = context["text"]
     found = list(_WORDS.finditer(text))
     start = enc["spans"][at][0]
+    while start < len(text) and text[start].isspace():
+        start += 1
     hit = next((i for i, m in enumerate(found) if m.end() > start), len(found) - 1)
     if not found:
         word, window = clean_token(enc["tokens"][at]), clean_token(enc["tokens"][at])

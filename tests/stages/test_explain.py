@@ -196,3 +196,12 @@ def test_punctuation_is_its_own_word():
     enc = {"spans": [[0, 4], [4, 5], [5, 6]], "tokens": ["shoc", "##k", "."]}
     assert _word(enc, 2, "shock.") == (".", 2, 3)
     assert _word(enc, 1, "shock.") == ("shock", 0, 2)
+
+
+def test_byte_level_spans_with_their_space_read_as_one_word():
+    from audit.stages.explain import _window, _word
+
+    text = "we pack light today"
+    enc = {"spans": [[0, 2], [2, 7], [7, 13], [13, 19]], "tokens": ["we", "Ġpack", "Ġlight", "Ġtoday"]}
+    assert _word(enc, 2, text) == ("light", 2, 3)
+    assert _window(enc, 2, {"text": text, "activation": 1.0})["token"] == "light"

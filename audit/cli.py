@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: the bundled everyday sentences)")
     run.add_argument("--no-ablation", action="store_true", help="skip ablation validation")
     run.add_argument("--no-explain", action="store_true", help="skip explanations (top tokens, N2G graphs)")
+    run.add_argument("--no-neuron-classes", action="store_true",
+                     help="skip classifying every neuron through W_out·W_U (causal LMs; minutes with a large "
+                          "vocabulary such as gemma3's 262,144 tokens)")
     run.add_argument("--corpus", metavar="FILE", help="more general text for explanations: one text per line, "
                      "or JSONL with a 'text' field (streamed, any size)")
     run.add_argument("--word-vectors", metavar="FILE", help="fastText .bin or .vec vectors for word similarity "
@@ -312,7 +315,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        ablation_texts=args.ablation_texts, dose_max=args.dose_max, reference=args.reference,
                        cache_dir=args.cache,
                        memory_budget_mb=args.memory_budget,
-                       explain=not args.no_explain, corpus=args.corpus, word_vectors=args.word_vectors)
+                       explain=not args.no_explain, corpus=args.corpus, word_vectors=args.word_vectors,
+                       neuron_classes=not args.no_neuron_classes)
     probesets = load_probesets(args.probeset or bundled_probeset_paths())
     policy = _policy(args.policy, comparison=False)
     if policy is not None:

@@ -36,7 +36,7 @@ def test_bundled_sets_meet_the_sizes_the_product_promises():
     for name in ("toxicity", "clinical"):
         assert len(sets[name].positive) >= 150 and len(sets[name].negative) >= 150
         assert sets[name].source and "neuron-audit" in sets[name].source
-    assert sets["multilingual"].groups == ("en", "fr", "de", "es") and len(sets["multilingual"].items) >= 120
+    assert sets["multilingual"].groups == ("en", "fr", "de", "es", "zh", "ru", "ar", "hi") and len(sets["multilingual"].items) >= 120
     gender = sets["gender-occupations"]
     assert gender.groups == ("female", "male") and len(gender.items) >= 120
     assert set(gender.markers) == {"pronoun", "noun", "name"}

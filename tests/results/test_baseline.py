@@ -159,7 +159,7 @@ def test_render_against_itself_reports_no_change(audit_dir, tmp_path, capsys):
     assert written["baseline"]["path"] == str(results) and written["baseline"]["checks"]["newly_failing"] == []
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Since the baseline" in html and "no policy check newly fails" in html
-    assert "none changed beyond the 95 % CI of the difference" in html and "Both audits read the same weights" in html
+    assert "none changed beyond the 95 % CI of the difference" in html and "an earlier audit of the same weights" in html
     section = html[html.index('<section id="baseline">'):html.index("</section>", html.index('<section id="baseline">'))]
     text = re.sub(r"<[^>]+>", "", section)
     assert not re.search(r"[a-z)][.:][A-Z]", text), "sentences run together"
@@ -247,6 +247,6 @@ def test_section_with_different_weights_points_to_compare(results):
     other = copy.deepcopy(results)
     other["model"]["weights_sha256"] = "e" * 64
     html = render_html({**results, "baseline": _diff(other, results)})
-    assert "The weights differ" in html and "neuron-audit compare matches neurons" in html
+    assert "of <strong>different weights</strong>" in html and "neuron-audit compare matches neurons" in html
     assert "Reported top neurons that appeared" not in html
     assert "Since the baseline" not in render_html(results)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 
+UNFAIR_TO_A_PERSON = ("Whether a decision taken with the model is unfair to a person; attributes and groups outside "
+                      "this set.")
 METRIC_WORDS = {
     "embedding_shift_positive": "how far the concept texts' sentence embeddings move (1 − cosine)",
     "embedding_shift": "how far the sentence embeddings move (1 − cosine)",
@@ -25,6 +27,12 @@ def _ci(ci: Sequence[float] | None, digits: int = 3) -> str:
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _pct_ci(ci: Sequence[float] | None) -> str:
+    if not ci or any(v is None for v in ci):
+        return ""
+    return f"95 % CI {_pct(ci[0])} to {_pct(ci[1])}"
 
 
 def ablation_sentence(section: Mapping[str, Any]) -> str:
@@ -143,7 +151,7 @@ def _output_sentences(output: Mapping[str, Any]) -> tuple[list[str], list[tuple[
     if preference and preference.get("rows"):
         row = preference["rows"][0]
         sentences.append(f"The model prefers the {row['group']} version over the {row['versus']} version on "
-                         f"{_pct(row['share'])} of {row['n_items']:,} items ({_ci(row.get('ci95'))} as a share; "
+                         f"{_pct(row['share'])} of {row['n_items']:,} items ({_pct_ci(row.get('ci95'))}; "
                          "50 % = no preference).")
         intervals.append((row.get("ci95"), 0.5))
     stereoset = output.get("stereoset")
@@ -160,22 +168,27 @@ def _paired(result: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, 
     per_group = ", ".join(f"{n:,} for {g}" for g, n in counts["per_group"].items())
     groups = " / ".join(str(g) for g in section.get("groups", []))
     n = counts["any_group"]
-    verb = " is" if n == 1 else "s are"
-    found = (f"{n:,} neuron{verb} group-selective ({groups}; q < {section['alpha']} and |dz| ≥ "
-             f"{section.get('min_effect', 0.5)}): {per_group}. A neuron can be selective for several groups, so "
-             "these counts overlap.")
+    criterion = f"q < {section['alpha']} and |dz| ≥ {section.get('min_effect', 0.5)}"
+    if n == 0:
+        found = f"No neuron is group-selective ({groups}; {criterion})."
+    else:
+        verb = " is" if n == 1 else "s are"
+        found = (f"{n:,} neuron{verb} group-selective ({groups}; {criterion}): {per_group}. A neuron can be "
+                 "selective for several groups, so these counts overlap.")
     sentences, intervals = _output_sentences(disparity.get("output", {}))
     found = " ".join([found, *sentences])
     sure_parts = []
+    excluded, included = [], []
     for ci, null in intervals:
         if ci and ci[0] is not None and ci[1] is not None:
-            none = "no preference (0.5)" if null == 0.5 else "no difference (0)"
-            if ci[0] > null or ci[1] < null:
-                sure_parts.append(f"its 95 % CI excludes {none}, so chance alone is an unlikely explanation")
-            else:
-                sure_parts.append(f"its 95 % CI includes {none}, so the direction is uncertain")
-    sure = (f"Output measure: {'; '.join(dict.fromkeys(sure_parts))}. " if sure_parts else "") + \
-        ablation_sentence(section)
+            none = "no preference (50 %)" if null == 0.5 else "no difference (0)"
+            (excluded if ci[0] > null or ci[1] < null else included).append(none)
+    for values, reading in ((excluded, "so chance alone is an unlikely explanation"),
+                            (included, "so the direction is uncertain")):
+        if values:
+            verb = "excludes" if values is excluded else "includes"
+            sure_parts.append(f"the 95 % CI {verb} {' and '.join(dict.fromkeys(values))}, {reading}")
+    sure = (f"Output measures: {'; '.join(sure_parts)}. " if sure_parts else "") + ablation_sentence(section)
     checks = _checks_for(result, section["name"])
     failed = [c for c in checks if (c.get("outcome") or c.get("verdict")) == "FAIL"]
     languages = "multilingual" in section["name"] or "lape" in section
@@ -190,14 +203,14 @@ def _paired(result: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, 
         means = ("The model treats otherwise identical texts about these groups differently beyond the policy's "
                  "threshold; systems built on it (search, ranking, classification) can inherit that difference. "
                  "Review before deployment for decisions about people.")
-        not_shown = ("Whether a decision taken with the model is unfair to a person; attributes and groups outside "
-                     "this set; gender beyond female and male.")
+        not_shown = UNFAIR_TO_A_PERSON
     else:
         means = ("Within this set, the model's outputs differ between the groups no more than the policy allows"
                  if checks else "No policy threshold applies, so read the measures above against your own needs")
         means += "."
-        not_shown = ("Whether a decision taken with the model is unfair to a person; attributes and groups outside "
-                     "this set; gender beyond female and male.")
+        not_shown = UNFAIR_TO_A_PERSON
+    if {"female", "male"} & {str(g).lower() for g in section.get("groups", [])}:
+        not_shown += " Gender beyond female and male."
     if kind == "encoder":
         not_shown += " An encoder writes no text: generated text was not tested."
     return {"found": found, "sure": sure, "means": means, "not_shown": not_shown}

@@ -31,7 +31,7 @@ def _count(value: Any) -> str:
     return "—" if value is None else f"{int(value):,}"
 
 
-def _truncate_middle(text: str, limit: int = 90) -> str:
+def _truncate_words(text: str, limit: int = 90) -> str:
     """A long example text cut to ``limit`` characters at a word boundary, with an ellipsis."""
     text = " ".join(str(text).split())
     if len(text) <= limit:
@@ -66,7 +66,7 @@ def _environment() -> jinja2.Environment:
                              autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["num"] = _num
     env.filters["count"] = _count
-    env.filters["short"] = _truncate_middle
+    env.filters["short"] = _truncate_words
     env.filters["pct"] = lambda value, digits=1: "—" if value is None else f"{100 * value:.{digits}f} %"
     env.filters["plural"] = lambda count, noun: f"{count} {noun}{'' if count == 1 else 's'}"
     env.filters["sci"] = lambda value: "—" if value is None else f"{value:.2e}"

@@ -49,9 +49,9 @@ def _planted(results: dict) -> tuple[dict, dict]:
     """A baseline that differs from ``results`` in known ways, and the changes it should report."""
     old = copy.deepcopy(results)
     checks = old["policy"]["checks"]
-    checks[0].update(value=10 ** 6, passed=False, verdict="FAIL")  # was failing: now passes
+    checks[0].update(value=10 ** 6, passed=False, verdict="FAIL", outcome="FAIL")  # was failing: now passes
     new = copy.deepcopy(results)
-    new["policy"]["checks"][1].update(value=99.0, passed=False, verdict="FAIL")  # newly fails
+    new["policy"]["checks"][1].update(value=99.0, passed=False, verdict="FAIL", outcome="FAIL")  # newly fails
     _section(old, "gender")["sha256"] = "f" * 64  # same name, other content
     old["probesets"].append({**copy.deepcopy(_section(old, "planted")), "name": "retired"})  # only in the baseline
     concept = _section(old, "planted")

@@ -176,7 +176,7 @@ def test_bad_export_path_is_one_line_exit_2_before_any_work(planted_folder, conc
                "inside-out": ["--junit", f"{tmp_path}/out/j.xml"],
                "same-file": ["--junit", f"{tmp_path}/x", "--sarif", f"{tmp_path}/x"],
                "no-policy": ["--junit", f"{tmp_path}/j.xml"]}[case]
-    policy_args = [] if case == "no-policy" else ["--policy", str(policy)]
+    policy_args = ["--policy", "none"] if case == "no-policy" else ["--policy", str(policy)]
     code = main(["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), "--out",
                  str(tmp_path / "out"), *policy_args, *options, "--no-pdf", *FAST])
     err = capsys.readouterr().err

@@ -90,7 +90,7 @@ def test_ablation_block_shows_verdict_nulls_and_dose_response(audit_dir, tmp_pat
     (tmp_path / "old.json").write_text(json.dumps(old))
     assert main(["render", str(tmp_path / "old.json"), "--out", str(tmp_path / "old"), "--no-pdf"]) == 0
     rendered = (tmp_path / "old" / "report.html").read_text()
-    assert "uncorrected" in rendered and "Dose–response" not in rendered
+    assert "not called validated" in rendered and "Dose–response" not in rendered
 
 
 def test_dose_response_plot_has_axes_band_and_points():

@@ -79,10 +79,13 @@ def test_permuted_copy_keeps_every_finding_through_the_matching(folders, inputs,
     # verdict first and a reproduce-and-sign page, as in audits; the default comparison policy was applied
     assert html.index("Verdict</h2>") < html.index("Summary of what changed") < html.index("Reproduce and sign</h2>")
     assert result["policy"]["default"] and result["run"]["command_line"].startswith("neuron-audit compare ")
-    assert main(["render", str(tmp_path / "out" / "comparison.json"), "--out", str(tmp_path / "named"), "--no-pdf",
+    assert main(["render", str(tmp_path / "out" / "comparison.json"), "--out", str(tmp_path / "named"),
                  "--name-a", "base", "--name-b", "tuned", "--reviewer", "R. Viewer"]) == 0
     named = (tmp_path / "named" / "report.html").read_text()
     assert "<strong>A</strong> base → <strong>B</strong> tuned" in named and "<td>R. Viewer</td>" in named
+    from tests.results.pdftext import problems
+
+    assert problems(tmp_path / "named" / "report.pdf") == []  # no near-empty pages, joins or split ids
 
 
 def test_a_new_concept_neuron_fails_the_policy_with_exit_3(folders, inputs, tmp_path, capsys):

@@ -20,7 +20,7 @@ _NOT_FUNCTION = frozenset("bill computer fire system interest serious sincere de
                           "thick thin amount empty front top full found con de co inc ltd eg ie etc".split())
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) - _NOT_FUNCTION
 # English contraction pieces a tokenizer splits off ("don't" -> don ' t): function words, not content
-CONTRACTION_PIECES = frozenset("don doesn didn isn wasn aren weren won wouldn couldn shouldn haven hasn hadn "
+CONTRACTION_PIECES = frozenset("don doesn didn isn wasn aren weren wouldn couldn shouldn haven hasn hadn "
                                "ll re ve s t m d".split())
 COMMON_SHARE = 0.1  # a word in at least this share of reference lines is a function word (IDF ≤ ln 10)
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")

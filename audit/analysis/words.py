@@ -19,6 +19,9 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 _NOT_FUNCTION = frozenset("bill computer fire system interest serious sincere detail describe bottom cry mill "
                           "thick thin amount empty front top full found con de co inc ltd eg ie etc".split())
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) - _NOT_FUNCTION
+# English contraction pieces a tokenizer splits off ("don't" -> don ' t): function words, not content
+CONTRACTION_PIECES = frozenset("don doesn didn isn wasn aren weren wouldn couldn shouldn haven hasn hadn "
+                               "ll re ve s t m d".split())
 COMMON_SHARE = 0.1  # a word in at least this share of reference lines is a function word (IDF ≤ ln 10)
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 SPACE_MARKS = ("Ġ", "▁")
@@ -40,7 +43,7 @@ def is_function_word(word: str, common: Iterable[str] = ()) -> bool:
     key = word.strip().lower()
     if not any(ch.isalpha() for ch in key):
         return True
-    return key in STOP_WORDS or key in common
+    return len(key) == 1 or key in STOP_WORDS or key in CONTRACTION_PIECES or key in common
 
 
 def is_continuation(token: str, *, space_marked: bool) -> bool:

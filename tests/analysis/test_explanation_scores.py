@@ -85,6 +85,7 @@ def test_causal_efficacy_supported_only_when_firing_contexts_change_more():
 def test_function_words_from_the_stop_list_and_the_corpus():
     assert is_function_word("The") and is_function_word("and") and is_function_word(",")
     assert not is_function_word("fire") and not is_function_word("preeclampsia")
+    assert is_function_word("t") and is_function_word("don")  # pieces of "don't"
     common = common_words(["der Hund", "der Baum", "ein Haus"] * 4, share=0.5)
     assert "der" in common and is_function_word("der", common) and not is_function_word("hund", common)
 

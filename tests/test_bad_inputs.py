@@ -619,17 +619,19 @@ def test_allowed_weights_load_and_are_recorded(world):
 # --- issue 23: promises kept beyond exit code 2 -----------------------------------------------------------------
 
 
-def test_a_null_output_delta_renders_and_its_policy_check_fails(world, tmp_path, capsys):
-    """A comparison whose output delta came out NaN (null) renders; a check on it cannot pass (was TypeError)."""
+def test_a_null_output_delta_renders_and_its_policy_check_is_not_evaluated(world, tmp_path, capsys):
+    """A comparison whose output delta came out NaN (null) renders; a check on it is NOT EVALUATED with the
+    reason, never a PASS (was TypeError)."""
     policy = tmp_path / "policy.yaml"
     policy.write_text("checks:\n  - {probeset: gender, metric: output_disparity_change, max: 0.5}\n")
     code = main(["render", world["cmp-null-delta"], "--out", str(tmp_path / "out"), "--no-pdf", "--policy",
                  str(policy), "--fail-on-policy"])
     captured = capsys.readouterr()
-    assert code == 3, captured.err  # the policy failed; nothing crashed
-    assert "policy FAIL: gender: output_disparity_change max 0.5 (value null)" in captured.out
+    assert code == 0, captured.err  # nothing crashed, and an unevaluated check is not a failure
+    assert "policy NOT EVALUATED: gender: output_disparity_change max 0.5" in captured.out
     (check,) = json.loads((tmp_path / "out" / "comparison.json").read_text())["policy"]["checks"]
-    assert check["value"] is None and check["verdict"] == "FAIL" and "null" in check["note"]
+    assert check["value"] is None and check["outcome"] == "NOT EVALUATED" and check["passed"] is None
+    assert check["reason"]
     assert "Δ —" in (tmp_path / "out" / "report.html").read_text()
 
 

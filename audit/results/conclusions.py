@@ -238,7 +238,10 @@ def compare_conclusions(result: Mapping[str, Any]) -> list[dict[str, str]]:
             text += (f" A's reported neurons and their partners in B differ by {diff['mean_abs_delta']:.3f} in "
                      f"{statistic} on average (absolute difference).")
         output = diff.get("output")
-        if output:
+        if output and output.get("delta") is None:
+            text += (f" The change in the output-level score ({output.get('metric', 'bias score')}) could not be "
+                     f"computed ({_f(output.get('a'), 4)} in A, {_f(output.get('b'), 4)} in B).")
+        elif output:
             direction = "rises" if output["delta"] > 0 else "falls"
             text += (f" The output-level score ({output.get('metric', 'bias score')}) {direction} from "
                      f"{_f(output['a'], 4)} to {_f(output['b'], 4)} (change {_f(output['delta'], 4)}, "

@@ -86,24 +86,9 @@ def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequenc
             captured["x"] = x[:, :, neuron].float().cpu()
             raise _Stop
 
-    pad = model.tokenizer.pad_token_id
-    pad = pad if pad is not None else 0
     precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with torch.inference_mode(), model.sites.hooked(read), precision:
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            wrapped = [wrap(model, sequences[i]) for i in rows]
-            width = max(len(full) for full, _ in wrapped)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, (full, _) in enumerate(wrapped):
-                ids[r, :len(full)] = torch.tensor(full)
-                mask[r, :len(full)] = 1
-            try:
-                forward(model, {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)},
-                        outputs=False)
-            except _Stop:
-                pass
+        for rows, wrapped, width in _stopped_forwards(model, sequences, order, batch_size):
             values = captured["x"].numpy()
             for r, i in enumerate(rows):
                 offset = wrapped[r][1]
@@ -133,23 +118,8 @@ def neurons_activations(model: Model, neurons: Sequence[tuple[int, int]], sequen
         if at == deepest:
             raise _Stop
 
-    pad = model.tokenizer.pad_token_id
-    pad = pad if pad is not None else 0
     with torch.inference_mode(), model.sites.hooked(read):
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            wrapped = [wrap(model, sequences[i]) for i in rows]
-            width = max(len(full) for full, _ in wrapped)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, (full, _) in enumerate(wrapped):
-                ids[r, :len(full)] = torch.tensor(full)
-                mask[r, :len(full)] = 1
-            try:
-                forward(model, {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)},
-                        outputs=False)
-            except _Stop:
-                pass
+        for rows, wrapped, width in _stopped_forwards(model, sequences, order, batch_size):
             block = np.zeros((len(rows), width, len(neurons)), np.float32)
             for layer, cols in columns.items():
                 block[:, :, cols] = captured[layer].numpy()
@@ -168,3 +138,25 @@ def context_ids(model: Model, texts: Sequence[str], max_length: int) -> list[dic
     return [{"ids": list(ids), "tokens": model.tokenizer.convert_ids_to_tokens(list(ids)),
              "spans": [list(span) for span in spans]}
             for ids, spans in zip(encoded["input_ids"], encoded["offset_mapping"])]
+
+
+def _stopped_forwards(model: Model, sequences: Sequence[Sequence[int]], order: Sequence[int], batch_size: int):
+    """Right-padded batches of ``sequences`` (in ``order``) run forward until a hook raises ``_Stop``; yields
+    each batch's rows, their wrapped ids (with offsets) and padded width, with the hooks' captures in place."""
+    pad = model.tokenizer.pad_token_id
+    pad = pad if pad is not None else 0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        wrapped = [wrap(model, sequences[i]) for i in rows]
+        width = max(len(full) for full, _ in wrapped)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, (full, _) in enumerate(wrapped):
+            ids[r, :len(full)] = torch.tensor(full)
+            mask[r, :len(full)] = 1
+        try:
+            forward(model, {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)},
+                    outputs=False)
+        except _Stop:
+            pass
+        yield rows, wrapped, width

@@ -154,6 +154,66 @@ class Vocabulary(Record):
 
 
 @record
+class ScoreValue(Record):
+    """One predictor's score on the held-out sample: ``value`` None (with ``reason``) where undefined."""
+
+    value: float | None
+    ci: list[float] | None
+    reason: str = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class ScoreBaselines(Record):
+    """The same score of the two baselines an explanation must beat."""
+
+    token_lookup: ScoreValue
+    random_explanation: ScoreValue
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class ExplanationScore(Record):
+    """One of the field's explanation scores (detection, fuzzing, simulation, F1) with 95 % CI, both
+    baselines, the sample it was measured on and a one-line reading."""
+
+    value: float | None
+    ci: list[float] | None
+    baselines: ScoreBaselines
+    n: dict[str, int]  # contexts, activating, tokens
+    reading: str
+    reason: str = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class ExplanationScores(Record):
+    """The four scores of one explanation."""
+
+    detection: ExplanationScore
+    fuzzing: ExplanationScore
+    simulation: ExplanationScore
+    f1: ExplanationScore
+    extra: dict[str, Any] = extra_field()
+
+
+@record
+class CausalEfficacy(Record):
+    """Output change when the neuron is ablated, where its explanation predicts firing vs where not."""
+
+    n_firing: int
+    n_not_firing: int
+    effect_firing: float | None
+    effect_not_firing: float | None
+    difference: float | None
+    ci: list[float] | None
+    supported: bool | None
+    reading: str
+    reason: str = optional()
+    extra: dict[str, Any] = extra_field()
+
+
+@record
 class Explanation(Record):
     """What a neuron does, in checkable form: method A (top tokens with normalised scores, their coherence
     against random word sets, in-context substitutions and a template description) and an N2G graph
@@ -176,8 +236,8 @@ class Explanation(Record):
     words: list[str] = optional()  # top content words (pieces merged with their word)
     function_words: dict[str, Any] = optional()  # peaks_on_function_words, share, words
     graph_words: list[dict[str, Any]] = optional()  # the graph's patterns in whole words (what a reader sees)
-    scores: dict[str, Any] = optional()  # detection/fuzzing/simulation/f1: value|null, ci, reason, baselines, reading
-    causal: dict[str, Any] = optional()  # effect_firing, effect_not_firing, difference, ci, supported, reading
+    scores: ExplanationScores = optional()
+    causal: CausalEfficacy = optional()
     heldout: dict[str, Any] = optional()  # general_texts, concept_items, random_explanation_of
     extra: dict[str, Any] = extra_field()
 

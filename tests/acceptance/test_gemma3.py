@@ -24,12 +24,13 @@ def test_gemma3_is_verified_licensed_and_continues_french(gemma3):
     assert summary["weights_sha256"] == models.BUNDLED_GGUF["gemma3"].sha256 and summary["weights_verified"]
     assert "Gemma Terms of Use" in summary["licence"] and summary["dtype"] == "bfloat16"
     assert (gemma3.model_type, gemma3.n_layers, gemma3.neurons_per_layer) == ("gemma3_text", 18, 2048)
-    encoded = gemma3.tokenizer("La capitale de la France est", return_tensors="pt")
-    with torch.no_grad():
-        logits = gemma3.module(**encoded).logits[0, -1].float()
-    paris = gemma3.tokenizer(" Paris", add_special_tokens=False)["input_ids"][0]
-    # bfloat16 greedy decoding may open with "une ville qui …"; the answer must still rank near the top
-    assert int((logits > logits[paris]).sum()) < 5
+    # a prompt whose next word is determined: the model, in bfloat16, must put the answer near the top
+    for prompt, answer in (("La tour Eiffel se trouve à", " Paris"), ("Paris est la capitale de la", " France")):
+        encoded = gemma3.tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            logits = gemma3.module(**encoded).logits[0, -1].float()
+        token = gemma3.tokenizer(answer, add_special_tokens=False)["input_ids"][0]
+        assert int((logits > logits[token]).sum()) < 3, (prompt, answer)
 
 
 def test_gemma3_gate_activation_probabilities_differ_by_language(gemma3):

@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="random neuron sets of the layer-matched null shown beside the verdict (default 20; the "
                           "verdict's activation-matched null draws as many as the corrected test needs)")
     run.add_argument("--dose-max", type=_int_in("dose_max"), default=100, metavar="K",
-                     help="largest k of the dose-response ladder 1, 3, 10, 30, ... (default 100); every dose is "
-                          "one test of the audit-wide Holm correction, so fewer doses need fewer random sets")
+                     help="largest k of the dose-response ladder 1, 3, 10, 30, ... (default 100); the doses are "
+                          "tested from the largest down and each costs up to ⌈S/0.05⌉ random sets (S: probe sets)")
     run.add_argument("--ablation-texts", type=_int_in("ablation_texts"), default=25,
                      help="texts per side (or items) evaluated under ablation (default 25)")
     run.add_argument("--reference", metavar="FILE", help="general reference corpus, one text per line "
@@ -392,8 +392,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"z {z}, p {ablation['p_value']:.3f} ({tests})")
             if "verdict" in ablation:
                 print(f"    vs activation-matched random sets ({ablation['n_null_sets']} drawn): p "
-                      f"{ablation['p_value_matched']:.4g}, Holm over {ablation['n_tests']} tests "
-                      f"{ablation['p_corrected']:.4g}: {ablation['verdict']}; smallest validated k: "
+                      f"{ablation['p_value_matched']:.4g}, corrected over {ablation['n_tests']} tests "
+                      f"{'-' if ablation['p_corrected'] is None else format(ablation['p_corrected'], '.4g')}: "
+                      f"{ablation['verdict']}; smallest validated k: "
                       f"{ablation['smallest_validated_k']}")
     return code
 

@@ -69,10 +69,11 @@ def main() -> None:
           f"seconds per random set: before {before:.4f} s ({len(both)} texts, full forward), after {after:.4f} s "
           f"({len(pos)} texts from layer {first}, stacked) -> {after / before:.2f}x (target <= 0.5x)")
     if args.stage:
-        n_sets = sets_needed(plan.n_tests)
+        n_sets = sets_needed(1)
         start = time.perf_counter()
-        ablation = run_plan(model, probeset, plan, config, reference, n_sets=n_sets, seed=0)
-        correct_ablations([ablation])
+        measured = run_plan(model, probeset, plan, config, reference, n_sets=n_sets, seed=0)
+        correct_ablations([measured])
+        ablation = measured.ablation
         spent = time.perf_counter() - start
         drawn = sum(row.n_null_sets + row.null_layer["n"] for row in ablation.dose_response)
         print(f"ablation stage: {plan.n_tests} doses, at most {n_sets} matched sets each, {drawn} random sets "

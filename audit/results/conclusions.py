@@ -65,7 +65,10 @@ def ablation_sentence(section: Mapping[str, Any]) -> str:
         tests = ablation.get("n_tests")
         verdict = ablation.get("verdict") or ("validated" if ablation["validated"] else
                                               "not distinguishable from random neurons")
-        return (text + f" (p = {_f(p, 3)} after Holm correction over {tests} tests): {verdict}.")
+        if p is None:
+            return text + f": {verdict}."
+        how = "Holm correction" if ablation.get("correction") == "holm" else "correction"
+        return (text + f" (p = {_f(p, 3)} after {how} over {tests} tests): {verdict}.")
     p = ablation.get("p_value")
     n = null.get("n")
     floor = f"; the smallest possible with {n} random sets is {_f(1 / (n + 1), 3)}" if n else ""

@@ -417,9 +417,11 @@ class DoseRow(Record):
     null_p95: float
     n_null_sets: int
     stopped_early: bool  # h random sets matched the target before the maximum was drawn
-    p_value: float
+    p_value: float  # from the random sets drawn (a dose the procedure never reached has only its first ones)
     expected_direction: bool
-    p_corrected: float = optional()
+    order: int = optional()  # position in its probe set's fixed testing order (1: tested first)
+    tested: bool = optional()  # whether the correction procedure reached this dose
+    p_corrected: float | None = optional()  # None: not tested (a stronger dose of the set was not validated)
     validated: bool = optional()
     verdict: str = optional()
     null_layer: dict[str, Any]  # the layer-matched null: {mean, p95, n, p_value}
@@ -455,10 +457,10 @@ class Ablation(Record):
     selection: str = optional()  # how the ablated neurons were chosen (on held-apart texts)
     n_significant: int = optional()  # neurons significant on the held-apart texts (the dose ladder's top)
     n_null_sets: int = optional()  # random sets drawn for the headline's verdict null (sequential)
-    max_null_sets: int = optional()  # the most any test may draw: ⌈n_tests / 0.05⌉
+    max_null_sets: int = optional()  # the most any test may draw: ⌈S / 0.05⌉ for S probe sets with ablations
     p_value_matched: float = optional()  # vs the activation-matched null (p_value: vs the layer-matched one)
     null_matched: NullSummary = optional()
-    p_corrected: float = optional()  # Holm-corrected across the audit's family of validation tests
+    p_corrected: float | None = optional()  # adjusted across the audit's family (None: the headline not tested)
     correction: str = optional()
     n_tests: int = optional()
     correction_family: str = optional()

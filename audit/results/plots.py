@@ -237,7 +237,7 @@ def dose_response(rows: Sequence[Mapping], title: str, *, y_title: str) -> str:
     legend = (f'<rect x="{left + 8}" y="2" width="9" height="9" fill="#888" fill-opacity="0.3"/>'
               f'<text x="{left + 20}" y="10">matched random sets: mean to 95th percentile</text>'
               f'<circle cx="{left + 232}" cy="7" r="3.5" fill="{COLORS[0]}"/>'
-              f'<text x="{left + 239}" y="10">flagged (filled: validated, Holm p &lt; 0.05)</text>')
+              f'<text x="{left + 239}" y="10">flagged (filled: validated, corrected p &lt; 0.05)</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" width="{width}" '
             f'height="{height}" role="img" aria-label="{escape(title)}" font-family="DejaVu Sans, sans-serif" '
             f'font-size="8"><title>{escape(title)}</title>{legend}{"".join(parts)}</svg>')

@@ -54,7 +54,7 @@ def _selective(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | 
 
 
 def _validated(section: Mapping[str, Any], check: Mapping[str, Any]) -> float | None:
-    """Selective neurons, counted only when the ablation validated the top ones: Holm-corrected p < 0.05 with the
+    """Selective neurons, counted only when the ablation validated the top ones: corrected p < 0.05 with the
     effect in the expected direction (``validated``; results written before it: uncorrected p ≤ alpha)."""
     ablation = section.get("ablation")
     if ablation is None:

@@ -112,7 +112,8 @@ GLOSSARY: list[tuple[str, str]] = [
     ("Ablation", "Switching neurons off (setting them to their mean, to zero, or damping them) and measuring how the "
      "model's outputs change, compared with switching off random neurons from the same layers."),
     ("Validated", "Used only when ablating the flagged neurons changes the outputs more than random neurons do, with "
-     "p < 0.05 after correcting for all the audit's ablation tests (Holm), in the expected direction. Results "
+     "p < 0.05 after correcting for all the audit's ablation tests (each probe set's doses in a fixed order from "
+     "the strongest, the sets combined as in Holm's procedure), in the expected direction. Results "
      "without that correction are never called validated."),
     ("Polysemantic", "A neuron that also responds strongly to things unrelated to the audited concept. 'Looks "
      "monosemantic' means no such evidence was found in the texts tried, not that none exists."),

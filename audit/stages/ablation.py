@@ -1,7 +1,9 @@
 """Validate flagged neurons by ablation: intervene on them at several doses, measure the model's outputs,
 and compare each dose with random neuron sets — matched on layer and activation statistics for the verdict
-(drawn sequentially, Besag–Clifford), on layer only beside it — then Holm-correct every dose of the audit
-as one family (:func:`correct_ablations`)."""
+(drawn sequentially, Besag–Clifford), on layer only beside it. The audit's doses are one correction family
+(:func:`correct_ablations`): per probe set a fixed sequence from the largest k down to k = 1, then AurA
+dampening, the sets joined as in Holm's procedure (a graphical procedure, Bretz et al. 2009); a dose
+is only tested, and only then drawn to full resolution, once every stronger dose of its set is validated."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ..analysis.ablation import (
 from ..analysis.disparity import bootstrap_mean_ci, group_selective_ranking
 from ..analysis.dose import dose_ladder, off_target_cost, specificity_ratio
 from ..analysis.matching import density_strata, matched_null_sets, permuted_scales
-from ..analysis.multiple_testing import ALPHA as FWER_ALPHA, SequentialTest, holm, sets_needed
+from ..analysis.multiple_testing import ALPHA as FWER_ALPHA, SequentialTest, chain_graph, graphical_test, sets_needed
 from ..analysis.preference import first_pair_share
 from ..analysis.resident import release
 from ..analysis.generation import continuation_pairs, continuation_shift
@@ -96,8 +98,12 @@ def _row_mean(values: np.ndarray, rows: np.ndarray, *, block_bytes: int = 64 << 
 
 NULL_CHUNK = 20  # random sets drawn per step of a sequential test (the stop is checked after each)
 AURA = "aura"  # the dose label of AurA dampening (every neuron with AUROC > 0.5)
-CORRECTION_FAMILY = ("every dose (k and AurA) of every probe set's ablation in this audit; verdict null: random "
-                     "sets matched on layer and on activation density and mean over the reference corpus")
+CORRECTION = "graphical: fixed sequence per probe set, Holm across sets (Bretz et al. 2009)"
+CORRECTION_FAMILY = ("every dose (k and AurA) of every probe set's ablation in this audit, tested per set from the "
+                     "largest k down to k = 1 and then AurA, stopping at the first not validated; "
+                     "each set starts with an equal share of α = 0.05 and a set whose every dose is validated "
+                     "passes its share to the others; verdict null: random sets matched on layer and on "
+                     "activation density and mean over the reference corpus")
 
 
 @dataclass
@@ -194,10 +200,9 @@ def concept_ablation(model: Model, probeset: ProbeSet, acts: Activations, config
     plan = plan_concept(model, probeset, acts, config, features, seed=seed)
     if isinstance(plan, SkippedAblation):
         return plan
-    ablation = run_plan(model, probeset, plan, config, reference,
-                        n_sets=n_sets or sets_needed(plan.n_tests), seed=seed)
-    correct_ablations([ablation])
-    return ablation
+    measured = run_plan(model, probeset, plan, config, reference, n_sets=n_sets or sets_needed(1), seed=seed)
+    correct_ablations([measured])
+    return measured.ablation
 
 
 def plan_concept(model: Model, probeset: ProbeSet, acts: Activations, config: RunConfig, features: np.ndarray, *,
@@ -241,10 +246,61 @@ def plan_concept(model: Model, probeset: ProbeSet, acts: Activations, config: Ru
                        "chosen_on": {"n_positive": len(pos_select), "n_negative": len(neg_select)}})
 
 
+@dataclass
+class PendingTest:
+    """One dose's sequential test against the activation-matched null: its first ``NULL_CHUNK`` random sets
+    are drawn for the table and plot; :meth:`complete` draws on to the Besag–Clifford stop or ``n_max``
+    when the correction procedure reaches this dose."""
+
+    row: DoseRow
+    test: SequentialTest
+    draw: Callable[[int, int], np.ndarray]  # (number of sets, chunk index) -> the null's primary values
+    larger: bool
+    chunks: int = 0
+
+    def draw_until(self, n: int) -> None:
+        while not self.test.done and len(self.test.values) < n:
+            size = min(NULL_CHUNK, n - len(self.test.values))
+            self.test.add(self.draw(size, self.chunks))
+            self.chunks += 1
+        self._fill()
+
+    def complete(self) -> float:
+        """Draw to the test's stop; the p-value the procedure uses (1 when the effect is not in the
+        expected direction: still a valid p-value, never smaller than the test's)."""
+        self.draw_until(self.test.n_max)
+        self.row.tested = True
+        return self.row.p_value if self.row.expected_direction else 1.0
+
+    def _fill(self) -> None:
+        null, larger, row = np.asarray(self.test.values), self.larger, self.row
+        row.null_mean, row.null_std = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else 0.0
+        row.null_p95 = float(np.percentile(null, 95 if larger else 5))
+        row.n_null_sets, row.stopped_early, row.p_value = len(null), self.test.stopped_early, self.test.p_value()
+        row.expected_direction = bool(row.effect > null.mean()) if larger else bool(row.effect < min(null.mean(), 0.0))
+
+
+@dataclass
+class Measured:
+    """A probe set's ablation as measured, and its doses' tests in their fixed order (strongest first)."""
+
+    ablation: Ablation
+    tests: list[PendingTest]
+
+
+def testing_order(labels: Sequence[int | str]) -> list[int]:
+    """Indices of the doses in their fixed testing order: k from the largest down to 1 (the step-down search
+    for the smallest validated k), then AurA dampening. AurA comes last because it spreads a small damping
+    over every neuron with AUROC > 0.5: on a concept carried by a few neurons it may not beat random
+    dampening, and first in line it would stop the ladder's tests."""
+    return sorted(range(len(labels)), key=lambda i: (labels[i] == AURA, -(labels[i] if labels[i] != AURA else 0)))
+
+
 def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, reference: Sequence[str], *,
-             n_sets: int, seed: int, runs: Sequence[Activations] = ()) -> Ablation:
-    """Measure every dose of ``plan`` against both nulls; the verdict null is drawn sequentially up to
-    ``n_sets`` random sets. ``p_corrected`` and the verdicts are filled in by :func:`correct_ablations`."""
+             n_sets: int, seed: int, runs: Sequence[Activations] = ()) -> Measured:
+    """Measure every dose of ``plan``: its effect, its layer-matched null and the first random sets of its
+    activation-matched null; the tests go on (up to ``n_sets`` sets each) only as far as
+    :func:`correct_ablations` needs them, which also fills ``p_corrected`` and the verdicts."""
     if plan.kind == "concept":
         ablation, primary_values, larger = _concept_headline(model, probeset, plan, config, reference, seed=seed)
     else:
@@ -257,6 +313,9 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
                                   max_length=config.max_length, start_layers=sorted(starts))
     targets = primary_values([d.target for d in plan.doses])
     off = reference_runner.run([d.target for d in plan.doses]) if reference_runner is not None else None
+    del reference_runner
+    order = testing_order([d.label for d in plan.doses])
+    pending: dict[int, PendingTest] = {}
     rows_out = []
     for i, dose in enumerate(plan.doses):
         dose_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
@@ -264,26 +323,21 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
             layer_values = np.asarray(ablation.null.values)
         else:
             layer_values = primary_values(dose.layer_null(config.null_sets, dose_seed)).effect
-        test = SequentialTest(float(targets.effect[i]), n_max=n_sets, larger_is_stronger=larger)
-        chunk = 0
-        while not test.done:
-            size = min(NULL_CHUNK, n_sets - len(test.values))
-            chunk_seed = int(np.random.SeedSequence([seed, i, chunk + 1]).generate_state(1)[0])
-            test.add(primary_values(dose.matched_null(size, chunk_seed)).effect)
-            chunk += 1
-        null = np.asarray(test.values)
         layer = null_comparison(np.r_[targets.effect[i], layer_values], larger_is_stronger=larger)
         row = DoseRow(k=dose.label, n_neurons=len(dose.target.neurons), mode="dampen" if dose.label == AURA
-                      else config.ablation_mode, effect=float(targets.effect[i]), null_mean=float(null.mean()),
-                      null_std=float(null.std(ddof=1)) if len(null) > 1 else 0.0,
-                      null_p95=float(np.percentile(null, 95 if larger else 5)), n_null_sets=len(null),
-                      stopped_early=test.stopped_early, p_value=test.p_value(),
-                      expected_direction=bool(targets.effect[i] > null.mean()) if larger
-                      else bool(targets.effect[i] < min(null.mean(), 0.0)),
+                      else config.ablation_mode, effect=float(targets.effect[i]), null_mean=0.0, null_std=0.0,
+                      null_p95=0.0, n_null_sets=0, stopped_early=False, p_value=1.0, expected_direction=False,
                       null_layer={"mean": float(layer_values.mean()), "n": len(layer_values),
                                   "p95": float(np.percentile(layer_values, 95 if larger else 5)),
                                   "p_value": layer["p_value"]},
-                      off_target=None, specificity=None)
+                      off_target=None, specificity=None, order=order.index(i) + 1, tested=False)
+
+        def draw(size: int, chunk: int, i: int = i, dose: Dose = dose) -> np.ndarray:
+            chunk_seed = int(np.random.SeedSequence([seed, i, chunk + 1]).generate_state(1)[0])
+            return primary_values(dose.matched_null(size, chunk_seed)).effect
+
+        pending[i] = PendingTest(row, SequentialTest(row.effect, n_max=n_sets, larger_is_stronger=larger), draw, larger)
+        pending[i].draw_until(min(NULL_CHUNK, n_sets))
         if off is not None:
             row.off_target = off_target_cost(off.loglik, off.loglik_ablated[i], off.kl[i], seed=seed + i,
                                              n_resamples=config.bootstrap_resamples)
@@ -293,11 +347,6 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
         rows_out.append(row)
     ablation.dose_response = rows_out
     ablation.selection = plan.selection
-    headline = rows_out[plan.headline]
-    ablation.n_null_sets = headline.n_null_sets
-    ablation.p_value_matched = headline.p_value
-    ablation.null_matched = {"mean": headline.null_mean, "std": headline.null_std, "n": headline.n_null_sets,
-                             "p95": headline.null_p95}
     ablation.n_significant = plan.n_significant
     ablation.max_null_sets = n_sets
     if ablation.collateral is not ABSENT:  # measured already, for the generation check
@@ -309,7 +358,7 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
                                          kl=float(off.kl[plan.headline].mean()))
     else:
         ablation.collateral = collateral_cost(model, reference, plan.doses[plan.headline].target, config, seed=seed)
-    return ablation
+    return Measured(ablation, [pending[i] for i in order])
 
 
 @dataclass
@@ -386,25 +435,42 @@ def _reference_rows(n: int, config: RunConfig, *, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(n, config.reference_texts), replace=False))
 
 
-def correct_ablations(ablations: Sequence[Ablation | SkippedAblation | None]) -> int:
-    """Holm-correct every dose test of ``ablations`` as one family and write each dose's and each set's
-    ``p_corrected``, ``validated`` and ``verdict``; returns the family size."""
-    found = [a for a in ablations if isinstance(a, Ablation) and a.dose_response is not ABSENT]
-    rows = [row for a in found for row in a.dose_response]
-    if not rows:
+def correct_ablations(measured: Sequence[Measured]) -> int:
+    """Test every dose of ``measured`` as one family with :func:`graphical_test` over :func:`chain_graph`
+    (each probe set's doses in their fixed order, the sets joined as in Holm's procedure), drawing random sets
+    only for the doses the procedure reaches; write each dose's and each set's ``p_corrected``, ``validated``
+    and ``verdict``. Returns the family size."""
+    measured = [m for m in measured if m.tests]
+    tests = [t for m in measured for t in m.tests]
+    if not tests:
         return 0
-    adjusted = holm([row.p_value for row in rows])
-    for row, p in zip(rows, adjusted):
-        row.p_corrected = float(p)
-        row.validated = bool(p < FWER_ALPHA and row.expected_direction)
-        row.verdict = verdict(row.validated, row.expected_direction, row.stopped_early, row.n_null_sets)
-    for a in found:
-        a.correction, a.n_tests, a.correction_family = "holm", len(rows), CORRECTION_FAMILY
+    result = graphical_test(chain_graph([len(m.tests) for m in measured]), lambda i: tests[i].complete())
+    for test, p in zip(tests, result.adjusted):
+        row = test.row
+        row.p_corrected = p
+        row.validated = bool(p is not None and p < FWER_ALPHA and row.expected_direction)
+    for m in measured:
+        previous = None
+        for test in m.tests:
+            row = test.row
+            row.verdict = ("not tested: the stronger dose before it in the fixed order "
+                           f"({_dose_name(previous.k)}) was not validated" if row.p_corrected is None and previous
+                           else verdict(row.validated, row.expected_direction, row.stopped_early, row.n_null_sets))
+            previous = row
+        a = m.ablation
+        a.correction, a.n_tests, a.correction_family = CORRECTION, len(tests), CORRECTION_FAMILY
         headline = next(row for row in a.dose_response if row.k == len(a.neurons) and row.k != AURA)
         a.p_corrected, a.validated, a.verdict = headline.p_corrected, headline.validated, headline.verdict
+        a.n_null_sets, a.p_value_matched = headline.n_null_sets, headline.p_value
+        a.null_matched = {"mean": headline.null_mean, "std": headline.null_std, "n": headline.n_null_sets,
+                          "p95": headline.null_p95}
         validated = [row.k for row in a.dose_response if row.validated and row.k != AURA]
         a.smallest_validated_k = min(validated) if validated else None
-    return len(rows)
+    return len(tests)
+
+
+def _dose_name(k: int | str) -> str:
+    return "AurA dampening" if k == AURA else f"k = {k}"
 
 
 def verdict(validated: bool, expected_direction: bool, stopped_early: bool, n_sets: int) -> str:
@@ -494,10 +560,10 @@ def paired_ablation(model: Model, probeset: ProbeSet, runs: Sequence[Activations
     plan = plan_paired(model, probeset, runs, config, features, seed=seed)
     if isinstance(plan, SkippedAblation):
         return plan
-    ablation = run_plan(model, probeset, plan, config, reference, n_sets=n_sets or sets_needed(plan.n_tests),
-                        seed=seed, runs=runs)
-    correct_ablations([ablation])
-    return ablation
+    measured = run_plan(model, probeset, plan, config, reference, n_sets=n_sets or sets_needed(1), seed=seed,
+                        runs=runs)
+    correct_ablations([measured])
+    return measured.ablation
 
 
 def plan_paired(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,

@@ -110,15 +110,22 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
             plans.append((section, probeset, runs, plan, seed))
             timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
-    if plans:  # every set's doses are one correction family, so the number of random sets is known only now
-        n_tests = sum(plan.n_tests for *_, plan, _ in plans if isinstance(plan, Plan))
-        n_sets = sets_needed(max(n_tests, 1))
+    if plans:  # every set's doses are one correction family: each set starts with α/S, so ⌈S/α⌉ sets resolve
+        n_sets = sets_needed(max(sum(isinstance(plan, Plan) for *_, plan, _ in plans), 1))
+        measured = []
         for section, probeset, runs, plan, seed in plans:
             tick = time.perf_counter()
-            section.ablation = plan if isinstance(plan, SkippedAblation) else run_plan(
-                model, probeset, plan, config, reference, n_sets=n_sets, seed=seed, runs=runs)
+            if isinstance(plan, SkippedAblation):
+                section.ablation = plan
+            else:
+                measured.append(run_plan(model, probeset, plan, config, reference, n_sets=n_sets, seed=seed,
+                                         runs=runs))
+                section.ablation = measured[-1].ablation
             timings[f"ablation:{probeset.name}"] += time.perf_counter() - tick
-        correct_ablations([section.ablation for section, *_ in plans])
+        tick = time.perf_counter()
+        correct_ablations(measured)
+        timings["ablation:tests"] = time.perf_counter() - tick
+        del measured
         del plans
     classes = None
     if config.neuron_classes and model.kind == "causal-lm":
@@ -228,9 +235,11 @@ def caveats(sections: Sequence[ConceptSection | PairedSection], config: RunConfi
         notes.append(f"Ablation effects are measured on up to {config.ablation_texts} texts per side (or items). "
                      "Each dose is tested against random neuron sets matched on layer and on activation density "
                      "and mean over the reference corpus, drawn until 10 of them match the effect (Besag–Clifford) "
-                     "or until enough are drawn for the smallest p to clear 0.05 after Holm's correction across "
-                     f"every dose of every probe set; a layer-matched null of {config.null_sets} sets is shown "
-                     "beside it. Neurons often act jointly, so the effect of a set is not the sum of its members' "
+                     "or until enough are drawn for the smallest p to clear its corrected threshold. Each probe "
+                     "set's doses are tested from the strongest down to k = 1, stopping at the first that is not "
+                     "validated, with the sets' shares of α = 0.05 joined as in Holm's procedure (a graphical "
+                     "procedure, Bretz et al. 2009); a layer-matched null of "
+                     f"{config.null_sets} sets is shown beside each dose. Neurons often act jointly, so the effect of a set is not the sum of its members' "
                      "effects.")
     for section in sections:
         if section.truncated_texts:

@@ -307,7 +307,7 @@ def _validated(section: ConceptSection | PairedSection) -> bool | None:
     ablation = getattr(section, "ablation", None)
     if not ablation or not hasattr(ablation, "p_value"):
         return None
-    if isinstance(getattr(ablation, "validated", None), bool):  # Holm-corrected p < 0.05, expected direction
+    if isinstance(getattr(ablation, "validated", None), bool):  # corrected p < 0.05, expected direction
         return bool(ablation.validated)
     return bool(ablation.p_value <= section.alpha)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audit.analysis.dose import dose_ladder, off_target_cost, specificity_ratio
-from audit.analysis.multiple_testing import SequentialTest, holm, sets_needed
+from audit.analysis.multiple_testing import SequentialTest, chain_graph, graphical_test, holm, sets_needed
 
 
 def test_holm_matches_a_hand_computation():
@@ -67,3 +67,50 @@ def test_off_target_cost_and_specificity_with_cis():
     ratio = specificity_ratio(np.full(30, 0.4) + rng.normal(0, 0.01, 30), np.full(40, 0.02), seed=0, n_resamples=200)
     assert ratio["value"] == pytest.approx(20.0, rel=0.02) and ratio["ci"][0] < ratio["value"] < ratio["ci"][1]
     assert specificity_ratio(np.ones(3), np.zeros(3), seed=0, n_resamples=200)["value"] is None
+
+
+def test_graphical_test_of_single_hypothesis_chains_is_holm():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        p = rng.uniform(0, 0.2, size=int(rng.integers(1, 7)))
+        result = graphical_test(chain_graph([1] * len(p)), lambda i: p[i])
+        assert result.adjusted == pytest.approx(list(holm(p)))
+        assert all(result.tested)
+
+
+def test_graphical_test_of_one_chain_is_fixed_sequence_and_stops_at_the_first_failure():
+    p = [0.01, 0.03, 0.2, 0.001]
+    asked = []
+    result = graphical_test(chain_graph([4]), lambda i: asked.append(i) or p[i])
+    # fixed sequence: adjusted p_i = max of the raw p's up to i; the 4th is never run after the 3rd fails
+    assert result.adjusted[:3] == pytest.approx([0.01, 0.03, 0.2]) and result.adjusted[3] is None
+    assert asked == [0, 1, 2] and result.tested == [True, True, True, False]
+    assert result.rejected() == [True, True, False, False]
+
+
+def test_graphical_test_of_two_chains_matches_a_hand_computation():
+    # chains (0 → 1) and (2 → 3), each head starting with w = 1/2; hand computation of Bretz et al. (2009):
+    # step 1: p/w = 0.02 (node 0), 0.08 (node 2) → node 0 adjusted 0.02, its weight to node 1 (w = 1/2)
+    # step 2: node 1 0.04 < node 2 0.08 → 0.04; the chain is done, its weight goes to node 2 (w = 1)
+    # step 3: node 2 0.04 → max(0.04, 0.04) = 0.04; its weight to node 3 (w = 1): 0.5
+    p = [0.01, 0.02, 0.04, 0.5]
+    result = graphical_test(chain_graph([2, 2]), lambda i: p[i])
+    assert result.adjusted == pytest.approx([0.02, 0.04, 0.04, 0.5])
+    assert result.rejected() == [True, True, True, False]
+    # Holm over all four would reject node 0 only (4 × 0.01 = 0.04, then 3 × 0.02 = 0.06)
+    assert list(holm(p) < 0.05) == [True, False, False, False]
+
+
+def test_graphical_test_never_rejects_more_than_alpha_under_the_global_null():
+    rng = np.random.default_rng(7)
+    graph = chain_graph([3, 2, 4])
+    rejections = sum(any(graphical_test(graph, lambda i, p=rng.uniform(size=9): p[i]).rejected())
+                     for _ in range(4000))
+    assert rejections / 4000 < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 4000)
+
+
+def test_chain_graph_weights_and_transitions():
+    graph = chain_graph([2, 0, 1])
+    assert list(graph.weights) == [0.5, 0.0, 0.5]
+    assert graph.transitions.tolist() == [[0, 1, 0], [0, 0, 1], [1, 0, 0]]
+    assert chain_graph([3]).transitions[2].sum() == 0  # a lone chain's last test has nowhere to pass its α

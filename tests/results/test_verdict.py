@@ -127,7 +127,7 @@ def test_page_one_opens_with_the_verdict_then_the_conclusions(audit_dir):
                   "What it does not show."):
         assert html.count(words) == 2, words  # one conclusion per probe set
     # the conclusion states the corrected test behind the ablation verdict (old results: see test_report)
-    assert "after Holm correction over" in html
+    assert "after correction over" in html
 
 
 def test_validated_comes_only_from_the_corrected_ablation(audit_dir):
@@ -136,7 +136,13 @@ def test_validated_comes_only_from_the_corrected_ablation(audit_dir):
     section = next(s for s in json.loads((audit_dir / "results.json").read_text())["probesets"]
                    if "p_value" in s.get("ablation", {}))
     section["ablation"].update(validated=True, verdict="validated", p_corrected=0.01, n_tests=4)
-    assert ablation_sentence(section).endswith("after Holm correction over 4 tests): validated.")
+    assert ablation_sentence(section).endswith("after correction over 4 tests): validated.")
+    section["ablation"].update(p_corrected=None, validated=False,
+                               verdict="not tested: the stronger dose before it in the fixed order (k = 30) was "
+                                       "not validated")
+    assert ablation_sentence(section).endswith(": not tested: the stronger dose before it in the fixed order "
+                                               "(k = 30) was not validated.")
+    section["ablation"].update(validated=True, verdict="validated", p_corrected=0.01, n_tests=4)
     section["ablation"].update(validated=False, verdict="not distinguishable from random neurons", p_corrected=0.3)
     assert "validated." not in ablation_sentence(section)
 

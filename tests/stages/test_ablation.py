@@ -111,11 +111,14 @@ def test_planted_neuron_ablation_is_validated_with_enough_sets(planted_model, pl
     assert section["specificity"] is None or section["specificity"] > 100
     assert section["metrics"]["loglik_change_positive"]["effect"] != 0
     assert section["collateral"]["metric"] == "perplexity" and section["collateral"]["n_texts"] == 20
-    # resolved and corrected: every dose is a test; ⌈m/α⌉ sets let the smallest p clear 0.05 after Holm
+    # resolved and corrected: every dose is a test of the family; one probe set, so each is tested at α and
+    # ⌈1/α⌉ sets let the smallest p clear 0.05
     m = section["n_tests"]
-    assert m == len(section["dose_response"]) and section["correction"] == "holm"
-    assert section["max_null_sets"] == int(np.ceil(m / 0.05)) >= m / 0.05 - 1
-    assert section["n_null_sets"] == section["max_null_sets"] and section["p_value_matched"] == 1 / (m / 0.05 + 1)
+    assert m == len(section["dose_response"]) and section["correction"].startswith("graphical")
+    assert section["max_null_sets"] == 20 >= 1 / 0.05 - 1
+    assert section["n_null_sets"] == section["max_null_sets"] and section["p_value_matched"] == 1 / 21
+    assert all(row["tested"] for row in section["dose_response"])  # every dose validated, so every one reached
+    assert sorted(row["order"] for row in section["dose_response"]) == list(range(1, m + 1))
     assert section["p_corrected"] < 0.05 and section["validated"] and section["verdict"] == "validated"
     assert section["smallest_validated_k"] == 1
     assert section["selection"].startswith("top 1 neurons by AUROC") and "held-apart" in section["selection"]
@@ -143,8 +146,9 @@ def test_dose_response_grows_with_k_on_the_planted_model(tokenizer, concept_yaml
     plan = plan_concept(model, probeset, acts, config, features, seed=0)
     ladder = [d for d in plan.doses if d.label != AURA]
     assert [d.label for d in ladder] == [1, 3, 10] and plan.n_significant >= 10
-    ablation = run_plan(model, probeset, plan, config, load_reference(), n_sets=20, seed=0)
-    correct_ablations([ablation])
+    measured = run_plan(model, probeset, plan, config, load_reference(), n_sets=20, seed=0)
+    correct_ablations([measured])
+    ablation = measured.ablation
     effects = [row.effect for row in ablation.dose_response if row.k != AURA]
     assert effects == sorted(effects) and effects[-1] > 2 * effects[0]  # more of them ablated, a larger effect
     assert all(row.effect > row.null_p95 for row in ablation.dose_response if row.k != AURA)
@@ -157,15 +161,17 @@ def test_non_causal_neurons_are_not_distinguishable_and_stop_early(planted_model
     means = np.zeros(256)
     plan.doses, plan.headline = _doses(ordinary, np.ones((2, 128)), ordinary, "zero", 128, features, CONFIG,
                                        means=means, scale_of=lambda t: np.zeros(len(t)))
-    ablation = run_plan(planted_model, probeset, plan, CONFIG, load_reference(), n_sets=400, seed=0)
-    correct_ablations([ablation])
+    measured = run_plan(planted_model, probeset, plan, CONFIG, load_reference(), n_sets=400, seed=0)
+    correct_ablations([measured])
+    ablation = measured.ablation
     (row,) = ablation.dose_response
     assert row.stopped_early and row.n_null_sets < 100  # Besag–Clifford: 10 random sets matched it early
     assert row.p_value == pytest.approx(10 / row.n_null_sets)
     assert ablation.verdict == "not distinguishable from random neurons" and not ablation.validated
     assert ablation.smallest_validated_k is None
     again = run_plan(planted_model, probeset, plan, CONFIG, load_reference(), n_sets=400, seed=0)
-    assert again.dose_response[0].to_dict() | {"p_corrected": 0, "validated": 0, "verdict": 0} == \
+    correct_ablations([again])
+    assert again.ablation.dose_response[0].to_dict() | {"p_corrected": 0, "validated": 0, "verdict": 0} == \
         row.to_dict() | {"p_corrected": 0, "validated": 0, "verdict": 0}  # deterministic under a seed
 
 
@@ -311,29 +317,48 @@ def test_stacked_interventions_match_one_at_a_time(planted_model, planted):
     np.testing.assert_allclose(stacked.loglik_ablated, one.loglik_ablated, atol=1e-5)
 
 
-def test_correction_runs_across_every_dose_of_every_set():
-    """One Holm family over both sets' doses: the adjusted p of each row is the hand-computed one."""
+def test_correction_runs_each_sets_doses_in_order_and_passes_alpha_across_sets():
+    """Two sets: A (k = 3, then k = 1) and B (k = 3, k = 1, AurA), each starting with α/2. Hand computation
+    of the graphical procedure: A's k = 3 (p 1/81, p/w 2/81) and k = 1 (1/81 → 2/81) are rejected; A's α then
+    passes to B, whose k = 3 (p 3/81 — 0.074 at α/2 alone) is rejected at the full α; B's k = 1 (p 10/28) is
+    not, so B's AurA is never tested and draws no more random sets."""
+    from audit.analysis.multiple_testing import SequentialTest, holm
     from audit.results.contract import Ablation, DoseRow, NullDistribution
+    from audit.stages.ablation import Measured, PendingTest, testing_order
 
-    def ablation(k: int, rows: list[tuple[int | str, float, bool]]) -> Ablation:
+    def drawn(p: str) -> list[float]:
+        return {"1/81": [0.0] * 80, "3/81": [2.0, 2.0] + [0.0] * 78, "10/28": [2.0, 0.0, 0.0] * 9 + [2.0]}[p]
+
+    def measured(k: int, rows: list[tuple[int | str, str]]) -> Measured:
         a = Ablation(neurons=[[0, i] for i in range(k)], mode="mean", metric="kl_positive", effect=1.0,
                      null=NullDistribution(mean=0.0, std=1.0, n=5, values=[0.0] * 5), z=1.0, p_value=0.2,
                      evaluated={})
         a.dose_response = [DoseRow(k=label, n_neurons=1, mode="mean", effect=1.0, null_mean=0.0, null_std=1.0,
-                                   null_p95=0.5, n_null_sets=80, stopped_early=not strong, p_value=p,
-                                   expected_direction=True, null_layer={}, off_target=None, specificity=None)
-                           for label, p, strong in rows]
-        return a
+                                   null_p95=0.5, n_null_sets=0, stopped_early=False, p_value=1.0,
+                                   expected_direction=False, null_layer={}, off_target=None, specificity=None,
+                                   tested=False) for label, _ in rows]
 
-    first = ablation(1, [(1, 1 / 81, True), (3, 0.5, False)])
-    second = ablation(3, [(1, 0.02, True), (3, 1 / 81, True), (AURA, 0.3, False)])
-    assert correct_ablations([first, None, second]) == 5
-    hand = {id(first.dose_response[0]): 5 / 81, id(second.dose_response[1]): 5 / 81,
-            id(second.dose_response[0]): 5 / 81,  # 3 × 0.02 = 0.06 < 5/81: the step-down maximum carries
-            id(second.dose_response[2]): 0.6, id(first.dose_response[1]): 0.6}
-    for row in first.dose_response + second.dose_response:
-        assert row.p_corrected == pytest.approx(hand[id(row)])
-    assert first.n_tests == second.n_tests == 5 and first.correction == "holm"
-    assert first.verdict == "not resolved with 80 random sets" and not first.validated  # 5/81 > 0.05
-    assert second.dose_response[2].verdict == "not distinguishable from random neurons"
-    assert second.smallest_validated_k is None
+        def never(n: int, chunk: int) -> np.ndarray:
+            raise AssertionError("no random sets beyond those given")
+
+        tests = [PendingTest(row, SequentialTest(1.0, n_max=80, values=drawn(p)), never, True)
+                 for row, (_, p) in zip(a.dose_response, rows)]
+        return Measured(a, [tests[i] for i in testing_order([label for label, _ in rows])])
+
+    first = measured(1, [(1, "1/81"), (3, "1/81")])
+    second = measured(3, [(1, "10/28"), (3, "3/81"), (AURA, "1/81")])
+    assert [t.row.k for t in second.tests] == [3, 1, AURA]
+    assert correct_ablations([first, second]) == 5
+    (a1, a3), (b1, b3, b_aura) = first.ablation.dose_response, second.ablation.dose_response
+    assert [a3.p_corrected, a1.p_corrected, b3.p_corrected] == pytest.approx([2 / 81, 2 / 81, 3 / 81])
+    assert b1.p_corrected == pytest.approx(10 / 28) and b_aura.p_corrected is None
+    assert [r.validated for r in (a1, a3, b3, b1, b_aura)] == [True, True, True, False, False]
+    assert [r.tested for r in (a1, a3, b3, b1, b_aura)] == [True, True, True, True, False]
+    assert b_aura.verdict == ("not tested: the stronger dose before it in the fixed order (k = 1) was not "
+                              "validated")
+    assert b1.verdict == "not distinguishable from random neurons"  # 10 random sets matched it: stopped early
+    assert first.ablation.validated and first.ablation.smallest_validated_k == 1
+    assert second.ablation.validated and second.ablation.smallest_validated_k == 3
+    assert first.ablation.n_tests == 5 and first.ablation.correction.startswith("graphical")
+    # Holm over all five tests would have lost B's k = 3: 5 × 1/81, 4 × 1/81, 3 × 3/81 = 0.11
+    assert holm([1 / 81, 1 / 81, 3 / 81, 10 / 28, 1 / 81])[3] > 0.05

@@ -179,7 +179,7 @@ def _paired(result: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, 
         found = (f"{n:,} neuron{verb} group-selective ({groups}; {criterion}): {per_group}. A neuron can be "
                  "selective for several groups, so these counts overlap.")
     sentences, intervals = _output_sentences(disparity.get("output", {}))
-    found = " ".join([found, *sentences])
+    found = " ".join([found, *sentences, *_language_sentences(section.get("multilingual"))])
     sure_parts = []
     excluded, included = [], []
     for ci, null in intervals:
@@ -217,6 +217,21 @@ def _paired(result: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, 
     if kind == "encoder":
         not_shown += " An encoder writes no text: generated text was not tested."
     return {"found": found, "sure": sure, "means": means, "not_shown": not_shown}
+
+
+def _language_sentences(multilingual: Mapping[str, Any] | None) -> list[str]:
+    """What a language set's neuron counts mean on this model: a map of the tokenizer's coverage when the model
+    does not tell the languages apart, else the deactivation matrix's proof in one sentence per language."""
+    if not multilingual:
+        return []
+    separation = multilingual.get("separation") or {}
+    if separation and not separation.get("separates", True):
+        unknown = ", ".join(separation.get("not_served") or []) or "these languages apart"
+        return [f"The model does not know {unknown}: its translations are not matched to their sources, so the "
+                "neuron counts above mostly map the tokenizer's coverage of those languages, not language-specific "
+                "processing, and are not findings about fairness across languages."]
+    deactivation = multilingual.get("deactivation") or {}
+    return [f"Deactivation matrix: {'; '.join(deactivation['summary'])}."] if deactivation.get("summary") else []
 
 
 def conclusions(result: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -202,3 +202,17 @@ def test_public_benchmarks_carry_their_documented_limitations_beside_their_score
     assert section.index("Blodgett") < section.index("Output-level disparity")  # beside its scores
     assert "US-centric" in section and "imported benchmark (CrowS-Pairs)" in html
     assert "Known limitations of the public benchmarks used" in html
+
+
+def test_language_sets_say_what_their_neuron_counts_mean():
+    from audit.results.conclusions import _language_sentences
+
+    unknown = {"separation": {"separates": False, "not_served": ["fr", "zh"]}}
+    (sentence,) = _language_sentences(unknown)
+    assert sentence.startswith("The model does not know fr, zh:") and "tokenizer's coverage" in sentence
+    known = {"separation": {"separates": True, "not_served": []},
+             "deactivation": {"summary": ["deactivating fr neurons raises fr perplexity 3.0× as much as the other "
+                                          "languages' on average (+30.0% vs +10.0%)"]}}
+    assert _language_sentences(known) == ["Deactivation matrix: deactivating fr neurons raises fr perplexity 3.0× "
+                                          "as much as the other languages' on average (+30.0% vs +10.0%)."]
+    assert _language_sentences(None) == [] and _language_sentences({"separation": {"separates": True}}) == []

@@ -28,14 +28,22 @@ def language_texts(vocabulary, n, seed):
 @pytest.fixture(scope="module")
 def module(tokenizer):
     """Planted neurons whose output raises the logits of their own language's tokens (tied LM head), so zeroing
-    one makes its language harder to predict and leaves the other language alone."""
+    one makes its language harder to predict and leaves the other language alone. The words carry their
+    language only weakly in their embeddings (strength 0.3), so the model needs the neuron to tell which
+    language comes next. Input weights are scaled up and the bias lowered so that elsewhere — at the prefix
+    token above all, which predicts a text's first word — the neurons sit at GELU's flat zero, not at its
+    small negative values: times the large output weight, those would push the first word's logit down, and
+    zeroing the neuron would then help."""
     plants = [tiny.Plant(LANG_X, (tuple(tiny.CONCEPT),)), tiny.Plant(LANG_Y, (tuple(tiny.SECOND),))]
-    model = tiny.build_planted_gpt2(tokenizer, plants)
+    model = tiny.build_planted_gpt2(tokenizer, plants, strength=0.3)
     wte = model.transformer.wte.weight
+    mlp = model.transformer.h[0].mlp
     with torch.no_grad():
         for neuron, words in ((LANG_X, tiny.CONCEPT), (LANG_Y, tiny.SECOND)):
             ids = tokenizer.convert_tokens_to_ids(list(words))
-            model.transformer.h[0].mlp.c_proj.weight[neuron] = 200.0 * wte[ids].mean(dim=0)
+            mlp.c_fc.weight[:, neuron] *= 6.0
+            mlp.c_fc.bias[neuron] = -8.0
+            mlp.c_proj.weight[neuron] = 200.0 * wte[ids].mean(dim=0)
     return model.eval()
 
 
@@ -54,9 +62,6 @@ def matrix(module, tokenizer, dtype):
     return np.array([[rows[name].ratio[g] for g in ("xx", "yy")] for name in ("xx", "yy", RANDOM_ROW)]), deactivation
 
 
-@pytest.mark.xfail(strict=True, reason="known integration bug: after merging the ablation-runner rework (stacked runs) "
-                   "and the prefix-token scoring, zeroing a planted language neuron lowers that language's perplexity "
-                   "on the tiny model; issue 24 stays open until the deactivation matrix is re-verified")
 def test_deactivating_a_languages_neurons_raises_its_own_perplexity(module, tokenizer):
     ratios, deactivation = matrix(module, tokenizer, torch.float32)
     assert ratios[0, 0] > 1.01 and ratios[1, 1] > 1.01  # the diagonal rises
@@ -91,9 +96,6 @@ def test_separation_tells_translations_from_unrelated_texts():
     assert reference_language(["fr", "en-GB", "de"]) == 1 and reference_language(["fr", "de"]) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known integration bug: after merging the ablation-runner rework (stacked runs) "
-                   "and the prefix-token scoring, zeroing a planted language neuron lowers that language's perplexity "
-                   "on the tiny model; issue 24 stays open until the deactivation matrix is re-verified")
 def test_report_shows_the_multilingual_section_with_its_heat_map(module, tokenizer, tmp_path):
     import yaml
 

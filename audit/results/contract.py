@@ -424,7 +424,7 @@ class DoseRow(Record):
     p_corrected: float | None = optional()  # None: not tested (a stronger dose of the set was not validated)
     validated: bool = optional()
     verdict: str = optional()
-    null_layer: dict[str, Any]  # the layer-matched null: {mean, p95, n, p_value}
+    null_layer: dict[str, Any] | None  # the layer-matched null {mean, p95, n, p_value}: the headline dose only
     off_target: dict[str, Any] | None  # {perplexity_change, perplexity_change_ci, kl, kl_ci, n_texts}
     specificity: dict[str, Any] | None  # {value, ci}
     extra: dict[str, Any] = extra_field()

@@ -318,18 +318,16 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
     pending: dict[int, PendingTest] = {}
     rows_out = []
     for i, dose in enumerate(plan.doses):
-        dose_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-        if i == plan.headline:
+        layer_null = None
+        if i == plan.headline:  # the verdict's dose shows the layer-matched null beside the matched one
             layer_values = np.asarray(ablation.null.values)
-        else:
-            layer_values = primary_values(dose.layer_null(config.null_sets, dose_seed)).effect
-        layer = null_comparison(np.r_[targets.effect[i], layer_values], larger_is_stronger=larger)
+            layer = null_comparison(np.r_[targets.effect[i], layer_values], larger_is_stronger=larger)
+            layer_null = {"mean": float(layer_values.mean()), "n": len(layer_values),
+                          "p95": float(np.percentile(layer_values, 95 if larger else 5)), "p_value": layer["p_value"]}
         row = DoseRow(k=dose.label, n_neurons=len(dose.target.neurons), mode="dampen" if dose.label == AURA
                       else config.ablation_mode, effect=float(targets.effect[i]), null_mean=0.0, null_std=0.0,
                       null_p95=0.0, n_null_sets=0, stopped_early=False, p_value=1.0, expected_direction=False,
-                      null_layer={"mean": float(layer_values.mean()), "n": len(layer_values),
-                                  "p95": float(np.percentile(layer_values, 95 if larger else 5)),
-                                  "p_value": layer["p_value"]},
+                      null_layer=layer_null,
                       off_target=None, specificity=None, order=order.index(i) + 1, tested=False)
 
         def draw(size: int, chunk: int, i: int = i, dose: Dose = dose) -> np.ndarray:

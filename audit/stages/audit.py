@@ -35,6 +35,7 @@ from ..results.contract import (
     SkippedAblation,
 )
 from ..analysis.multiple_testing import sets_needed
+from ..results.record import ABSENT
 from .ablation import Plan, correct_ablations, plan_concept, plan_paired, reference_features, run_plan
 from .concept import concept_section
 from .evidence import Responses, attach_evidence, neuron_classes
@@ -106,7 +107,7 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
                 timings["harvest:reference"] = time.perf_counter() - tick
             tick = time.perf_counter()
             plan = ablation_plan(model, probeset, runs, config, reference_features(reference_acts.token_stats()),
-                                 seed=seed)
+                                 seed=seed, section=section)
             plans.append((section, probeset, runs, plan, seed))
             timings[f"ablation:{probeset.name}"] = time.perf_counter() - tick
         sections.append(section)
@@ -215,8 +216,20 @@ def reported_responses(probeset: ProbeSet, section: ConceptSection | PairedSecti
 
 
 def ablation_plan(model: Model, probeset: ProbeSet, runs: Sequence[Activations], config: RunConfig,
-                  features: np.ndarray, *, seed: int) -> Plan | SkippedAblation:
-    """The neurons this set's ablation will test (chosen on held-apart texts) and its doses."""
+                  features: np.ndarray, *, seed: int, section: ConceptSection | PairedSection | None = None,
+                  ) -> Plan | SkippedAblation:
+    """The neurons this set's ablation will test (chosen on held-apart texts) and its doses. A language set
+    is not ablated when the model does not tell its languages apart (its group-selective neurons mostly map
+    the tokenizer's coverage: a causal test of them would validate nothing about languages and cost a share
+    of α) or when the deactivation matrix already tests its language neurons causally."""
+    multilingual = getattr(section, "multilingual", ABSENT)
+    multilingual = None if multilingual is ABSENT else multilingual
+    if multilingual is not None and not multilingual.separation.separates:
+        return SkippedAblation(skipped="the model does not tell these languages apart (see the multilingual "
+                                       "section), so its group-selective neurons are not tested as language neurons")
+    if multilingual is not None and multilingual.deactivation not in (None, ABSENT):
+        return SkippedAblation(skipped="this set's language neurons are tested causally by the deactivation matrix "
+                                       "(see the multilingual section), the test LAPE was published with")
     if probeset.kind == "concept":
         return plan_concept(model, probeset, runs[0], config, features, seed=seed)
     return plan_paired(model, probeset, runs, config, features, seed=seed)
@@ -239,7 +252,7 @@ def caveats(sections: Sequence[ConceptSection | PairedSection], config: RunConfi
                      "set's doses are tested from the strongest down to k = 1, stopping at the first that is not "
                      "validated, with the sets' shares of α = 0.05 joined as in Holm's procedure (a graphical "
                      "procedure, Bretz et al. 2009); a layer-matched null of "
-                     f"{config.null_sets} sets is shown beside each dose. Neurons often act jointly, so the effect of a set is not the sum of its members' "
+                     f"{config.null_sets} sets is shown beside the headline dose. Neurons often act jointly, so the effect of a set is not the sum of its members' "
                      "effects.")
     for section in sections:
         if section.truncated_texts:

@@ -121,3 +121,20 @@ def test_report_shows_the_multilingual_section_with_its_heat_map(module, tokeniz
     assert "perplexity measured on" in html and "neurons set to zero" in html  # the heat map's axis titles
     assert "does not separate these languages" in html  # random "translations": nothing to match
     assert "The model does not know fr" in html  # and the findings summary says so
+
+
+def test_language_sets_are_not_ablated_when_unseparated_or_tested_by_the_matrix():
+    from types import SimpleNamespace
+
+    from audit.results.contract import SkippedAblation
+    from audit.results.record import ABSENT
+    from audit.stages.audit import ablation_plan
+
+    def section(separates: bool, deactivation: object) -> SimpleNamespace:
+        return SimpleNamespace(multilingual=SimpleNamespace(separation=SimpleNamespace(separates=separates),
+                                                            deactivation=deactivation))
+
+    unseparated = ablation_plan(None, None, [], FAST, None, seed=0, section=section(False, ABSENT))
+    assert isinstance(unseparated, SkippedAblation) and "does not tell these languages apart" in unseparated.skipped
+    tested = ablation_plan(None, None, [], FAST, None, seed=0, section=section(True, object()))
+    assert isinstance(tested, SkippedAblation) and "deactivation matrix" in tested.skipped

@@ -206,3 +206,24 @@ def test_preference_bias_policy_is_the_distance_from_no_preference(audit_dir):
     (check,) = evaluate(policy, results)["checks"]  # a measure these results cannot give: not evaluated, with why
     assert check["outcome"] == check["verdict"] == "NOT EVALUATED" and check["passed"] is None
     assert check["value"] is None and "needs a model that scores sentences" in check["reason"]
+
+
+def test_neuron_cards_show_the_four_scores_compactly_with_a_reading(audit_dir):
+    from audit.results.report import render_html
+
+    results = json.loads((audit_dir / "results.json").read_text())
+    explained = [n for s in results["probesets"] for n in s.get("neurons", []) if "scores" in n.get("explanation", {})]
+    assert explained, "the test audit explains its reported neurons"
+    scores = explained[0]["explanation"]["scores"]
+    scores["simulation"].update(value=None, ci=None, reason="no variation in the held-out activations")
+    scores["detection"].update(value=0.8, ci=[0.7, 0.9])
+    scores["detection"]["baselines"]["token_lookup"]["value"] = 0.5
+    scores["fuzzing"].update(value=0.6, ci=[0.5, 0.7])
+    scores["fuzzing"]["baselines"]["token_lookup"]["value"] = 0.65
+    html = render_html(results)
+    card = html[html.index(f'id="card-{explained[0]["name"]}"'):]
+    card = card[:card.index("Causal check") if "Causal check" in card else 20000]
+    assert "This explanation [95% CI]" in card and "Random other neuron" in card
+    assert "in 8 of 10 balanced cases" in card and "better on detection" in card
+    assert "no better on fuzzing" in card
+    assert "undefined: simulation (no variation in the held-out activations)" in card

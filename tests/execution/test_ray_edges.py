@@ -1,5 +1,6 @@
 """Ray's edges (issue 23): an unreachable address and too many workers fail fast with one line before any
-instance starts, and a driver killed with SIGKILL leaves no local Ray process behind (the watchdog)."""
+instance starts, a driver killed with SIGKILL leaves no local Ray process behind (the watchdog), and Ctrl-C
+during a Ray run exits within 5 s."""
 
 from __future__ import annotations
 
@@ -123,3 +124,64 @@ def test_rays_own_output_is_captured_not_printed(capfd):
         os.write(1, b"more of it\n")
     assert capfd.readouterr() == ("", "")
     assert "Ray start-up chatter" in text.getvalue() and "more of it" in text.getvalue()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="the watchdog reads /proc")
+def test_ctrl_c_during_a_ray_run_exits_within_five_seconds(planted_folder, concept_yaml, tmp_path):
+    """SIGINT once the local Ray instance is up and shards are running: exit 130 with one line within 5 s,
+    no staging folder left, and no Ray process of this run still alive shortly after."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "audit", "run", "--model", str(planted_folder), "--probeset",
+                                str(concept_yaml), "--out", str(tmp_path / "out"), "--executor", "ray", "--workers",
+                                "1", "--shard-size", "4", "--no-explain", "--null-sets", "5"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if any("raylet" in _cmdline(pid) for pid in _descendants(process.pid)):
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before Ray started"
+    time.sleep(1.0)
+    ray_pids = _descendants(process.pid)
+    tick = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert time.monotonic() - tick < 5
+    assert process.returncode == 130 and err.endswith("neuron-audit: interrupted\n"), err[-2000:]
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.new-*"))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in ray_pids):
+        time.sleep(0.2)
+    assert not [pid for pid in ray_pids if _alive(pid)], [_cmdline(pid) for pid in ray_pids if _alive(pid)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _child_of(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        pid = _parent(pid)
+        if pid == ancestor:
+            return True
+    return False
+
+
+def _descendants(ancestor: int) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _child_of(int(p), ancestor)]

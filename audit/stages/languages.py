@@ -91,7 +91,12 @@ def multilingual_section(model: Model, probeset: ProbeSet, runs: Sequence[Activa
         if len(languages) >= 2:
             sets = {g: np.flatnonzero(found.assigned[groups.index(g)]) for g in languages}
             empty = [g for g, s in sets.items() if len(s) == 0]
-            if empty:
+            if not result.separation.separates:  # per-language perplexity still shows whom the model serves
+                sets = {}
+                skipped.append("the deactivation matrix: the model does not tell these languages apart, so its LAPE "
+                               "neurons mostly map the tokenizer's coverage and switching them off would test no "
+                               "language-specific processing")
+            elif empty:
                 skipped.append(f"LAPE assigned no neurons to {', '.join(empty)}: no deactivation row for them")
             result.perplexity, deactivation = measure_deactivation(
                 model, languages, {g: texts[g] for g in languages}, {g: s for g, s in sets.items() if len(s)},

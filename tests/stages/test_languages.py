@@ -13,6 +13,7 @@ import torch
 from audit.analysis.language_separation import separation, served
 from audit.config import RunConfig
 from audit.model.loading import load_model
+from audit.probes.reference import language_reference
 from audit.stages.languages import RANDOM_ROW, measure_deactivation, reference_language
 from tests import tiny
 
@@ -115,12 +116,20 @@ def test_report_shows_the_multilingual_section_with_its_heat_map(module, tokeniz
     result = audited(model, load_probesets([path]), config)
     multilingual = result["probesets"][0]["multilingual"]
     assert [p["language"] for p in multilingual["perplexity"]] == ["en", "fr"]
-    assert multilingual["perplexity"][0]["n_texts"] == 50  # the odd lines of the bundled reference text
+    assert multilingual["perplexity"][0]["n_texts"] == len(language_reference("en")[1::2])  # the odd lines
+    # random "translations": the model does not separate the languages, so no deactivation matrix is drawn
+    assert "deactivation" not in multilingual and any("the deactivation matrix" in s for s in multilingual["skipped"])
     html = render_html(result)
-    assert "Multilingual audit" in html and 'class="heatmap"' in html
-    assert "perplexity measured on" in html and "neurons set to zero" in html  # the heat map's axis titles
-    assert "does not separate these languages" in html  # random "translations": nothing to match
+    assert "Multilingual audit" in html and 'class="heatmap"' not in html
+    assert "does not separate these languages" in html
     assert "The model does not know fr" in html  # and the findings summary says so
+    # on a model that does separate them, the matrix is drawn as a heat map with its axis titles
+    _, deactivation = matrix(module, tokenizer, torch.float32)
+    multilingual["separation"]["separates"] = True
+    multilingual["deactivation"] = deactivation.to_dict()
+    html = render_html(result)
+    assert 'class="heatmap"' in html and "perplexity measured on" in html and "neurons set to zero" in html
+    assert "Deactivation matrix: deactivating xx neurons" in html  # the findings summary carries its proof
 
 
 def test_language_sets_are_not_ablated_when_unseparated_or_tested_by_the_matrix():

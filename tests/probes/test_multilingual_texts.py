@@ -18,7 +18,7 @@ needs_lid = pytest.mark.skipif(not language.available(), reason="fastText / fast
 
 def test_reference_texts_are_parallel_for_every_language():
     lengths = {code: len(language_reference(code) or []) for code in LANGUAGES}
-    assert set(lengths.values()) == {100}, lengths
+    assert set(lengths.values()) == {250}, lengths
     assert language_reference("pt-BR") is None and language_reference("../en") is None
     assert language_reference("fr_FR") == language_reference("fr")
     assert sorted(p.stem for p in LANGUAGE_REFERENCE_DIR.glob("*.txt")) == sorted(LANGUAGES)

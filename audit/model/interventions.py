@@ -80,12 +80,14 @@ class Runner:
     residual stream entering every layer in ``start_layers``. An intervention whose first rewritten layer is
     L then runs from layer L only (the blocks before it return the kept stream), several interventions per
     forward by stacking copies of a batch. Call :meth:`run` as often as needed (e.g. a sequential test
-    drawing random sets in chunks); every call reuses the clean pass.
+    drawing random sets in chunks); every call reuses the clean pass. ``kl`` False (causal LMs): no KL is
+    computed, so the clean next-token distributions (texts × positions × vocabulary) are not kept — with a
+    262,144-token vocabulary they would not fit in memory for a thousand texts.
     """
 
     def __init__(self, model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
-                 start_layers: Sequence[int] = (), max_stack: int | None = None) -> None:
-        self.model, self.n_texts = model, len(texts)
+                 start_layers: Sequence[int] = (), max_stack: int | None = None, kl: bool = True) -> None:
+        self.model, self.n_texts, self.kl = model, len(texts), kl
         self.max_stack = max_stack if max_stack is not None else 16 * batch_size
         self.blocks = layer_blocks(model)
         self.kept_layers = sorted({int(layer) for layer in start_layers if 0 < int(layer) < model.n_layers})
@@ -103,8 +105,8 @@ class Runner:
                     self.loglik[rows] = mean_loglik(clean, inputs).cpu().numpy()
                 else:
                     self.embedding[rows] = clean.cpu().numpy()
-                self.batches.append({"rows": rows, "inputs": inputs, "clean": clean, "streams": dict(kept),
-                                     "probs": clean.exp() if causal else None})
+                self.batches.append({"rows": rows, "inputs": inputs, "streams": dict(kept),
+                                     "clean": clean if (kl or not causal) else None})
                 kept.clear()
 
     def run(self, interventions: Sequence[Intervention]) -> Measurements:
@@ -113,7 +115,8 @@ class Runner:
         out = Measurements(kind=model.kind)
         if model.kind == "causal-lm":
             out.loglik = self.loglik
-            out.loglik_ablated, out.kl = np.zeros((n_runs, self.n_texts)), np.zeros((n_runs, self.n_texts))
+            out.loglik_ablated = np.zeros((n_runs, self.n_texts))
+            out.kl = np.zeros((n_runs, self.n_texts)) if self.kl else None
         else:
             out.embedding = self.embedding
             out.embedding_ablated = np.zeros((n_runs, self.n_texts, self.embedding.shape[1]), np.float32)
@@ -122,9 +125,12 @@ class Runner:
         with torch.inference_mode(), model.sites.hooked(_stacked_rewrite(state)):
             for batch in self.batches:
                 rows, inputs, clean = batch["rows"], batch["inputs"], batch["clean"]
+                probs = clean.exp() if model.kind == "causal-lm" and clean is not None else None
                 stack = max(1, self.max_stack // len(rows))
                 if model.kind == "causal-lm":  # the stacked log-probabilities stay within LOGITS_BUDGET bytes
-                    stack = max(1, min(stack, LOGITS_BUDGET // (4 * clean.numel())))
+                    width = clean.numel() if clean is not None else \
+                        inputs["input_ids"].numel() * model.module.config.vocab_size
+                    stack = max(1, min(stack, LOGITS_BUDGET // (4 * width)))
                 for first_layer in np.unique(firsts):
                     group = np.flatnonzero(firsts == first_layer)
                     for chunk in range(0, len(group), stack):
@@ -138,7 +144,8 @@ class Runner:
                             part = result[r * len(rows):(r + 1) * len(rows)]
                             if model.kind == "causal-lm":
                                 out.loglik_ablated[run, rows] = mean_loglik(part, inputs).cpu().numpy()
-                                out.kl[run, rows] = _mean_kl(clean, batch["probs"], part, inputs).cpu().numpy()
+                                if probs is not None:
+                                    out.kl[run, rows] = _mean_kl(clean, probs, part, inputs).cpu().numpy()
                             else:
                                 out.embedding_ablated[run, rows] = part.cpu().numpy()
                 state["tables"] = None
@@ -154,7 +161,7 @@ class Runner:
 
 
 def measure(model: Model, texts: Sequence[str], interventions: Sequence[Intervention], *, batch_size: int = 32,
-            max_length: int = 128, max_stack: int | None = None) -> Measurements:
+            max_length: int = 128, max_stack: int | None = None, kl: bool = True) -> Measurements:
     """Outputs of ``texts`` clean and under every intervention: one clean pass, stacked intervened passes,
     each starting from the intervention's first rewritten layer.
 
@@ -164,7 +171,7 @@ def measure(model: Model, texts: Sequence[str], interventions: Sequence[Interven
     """
     starts = {int(np.min(iv.neurons)) // model.neurons_per_layer for iv in interventions if len(iv.neurons)}
     runner = Runner(model, texts, batch_size=batch_size, max_length=max_length, start_layers=sorted(starts),
-                    max_stack=max_stack)
+                    max_stack=max_stack, kl=kl)
     return runner.run(interventions)
 
 

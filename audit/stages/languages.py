@@ -186,7 +186,7 @@ def measure_deactivation(model: Model, languages: list[str], texts: dict[str, li
     vocabulary = getattr(model.module.config, "vocab_size", 0) or 0
     batch = min(config.batch_size, 8) if vocabulary > LARGE_VOCABULARY else config.batch_size
     measured = measure(model, everything, [make_intervention(s, "zero") for s in neuron_sets], batch_size=batch,
-                       max_length=config.max_length)
+                       max_length=config.max_length, kl=False)  # perplexity only: no vocabulary-wide copies
     n_tokens = predicted_tokens(model, everything, max_length=config.max_length)
     spans = [slice(bounds[i], bounds[i + 1]) for i in range(len(languages))]
     clean = [measured.loglik[s] for s in spans]

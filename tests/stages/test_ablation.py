@@ -362,3 +362,19 @@ def test_correction_runs_each_sets_doses_in_order_and_passes_alpha_across_sets()
     assert first.ablation.n_tests == 5 and first.ablation.correction.startswith("graphical")
     # Holm over all five tests would have lost B's k = 3: 5 × 1/81, 4 × 1/81, 3 × 3/81 = 0.11
     assert holm([1 / 81, 1 / 81, 3 / 81, 10 / 28, 1 / 81])[3] > 0.05
+
+
+def test_perplexity_only_measurements_keep_no_clean_distributions(planted_model, planted):
+    """kl=False (the deactivation matrix): the same log-likelihoods, no KL, and no per-position vocabulary
+    distributions kept between runs (a 262,144-token vocabulary would not fit for a thousand texts)."""
+    from audit.model.interventions import Runner
+
+    probeset, _, _ = planted
+    runs = [make_intervention(s, "zero") for s in [np.array([PLANTED_NEURON]), np.array([128 + 5])]]
+    full = measure(planted_model, probeset.texts[:12], runs, batch_size=4)
+    light = measure(planted_model, probeset.texts[:12], runs, batch_size=4, kl=False)
+    np.testing.assert_allclose(light.loglik_ablated, full.loglik_ablated, atol=1e-6)
+    np.testing.assert_allclose(light.loglik, full.loglik, atol=1e-6)
+    assert light.kl is None and full.kl is not None and (full.kl[0] > 0).all()
+    runner = Runner(planted_model, probeset.texts[:12], batch_size=4, kl=False)
+    assert all(batch["clean"] is None for batch in runner.batches)

@@ -225,8 +225,10 @@ def _output(c: _Checker, output: Any, path: Path) -> None:
         c.fail(path + ("table", "per_group"), "expected at least one group")
     for i, pair in enumerate(table.get("pairs") or []):
         here = path + ("table", "pairs", i)
-        c.mapping(pair, here, {"group": "str", "versus": "str", "excludes_zero": "bool", "ci95": "list"})
-        c.mapping(pair, here, {"difference": "num?"} if "per_group" in table else {"cosine": "num?"})
+        c.mapping(pair, here, {"group": "str", "versus": "str", "ci95": "list"})
+        # differences (causal LMs) say whether their CI excludes zero; encoders' cosines have no such flag
+        c.mapping(pair, here, {"difference": "num?", "excludes_zero": "bool"} if "per_group" in table
+                  else {"cosine": "num?"})
 
 
 def _comparison(c: _Checker, data: Mapping[str, Any]) -> None:

@@ -227,3 +227,26 @@ def test_neuron_cards_show_the_four_scores_compactly_with_a_reading(audit_dir):
     assert "in 8 of 10 balanced cases" in card and "better on detection" in card
     assert "no better on fuzzing" in card
     assert "undefined: simulation (no variation in the held-out activations)" in card
+
+
+def test_an_encoders_results_render_again(tmp_path, tokenizer):
+    """`render` reads back what `run` wrote for an encoder: its output tables hold cosines, not differences
+    with an excludes-zero flag (the semantic check once demanded one, and every encoder audit failed to
+    re-render)."""
+    import yaml
+
+    from audit.cli import main
+    from tests import tiny
+    from tests.stages.test_paired import gender_items
+
+    folder = tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")
+    gender = {"name": "gender", "description": "d", "kind": "paired", "groups": ["female", "male"],
+              "items": gender_items(12, seed=3)}
+    (tmp_path / "gender.yaml").write_text(yaml.safe_dump(gender))
+    out = tmp_path / "out"
+    assert main(["run", "--model", str(folder), "--probeset", str(tmp_path / "gender.yaml"), "--out", str(out),
+                 "--no-progress", "--no-ablation", "--no-explain", "--no-pdf", "--policy", "none"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "cosine" in results["probesets"][0]["disparity"]["output"]["table"]["pairs"][0]
+    assert main(["render", str(out / "results.json"), "--out", str(tmp_path / "again"), "--no-pdf"]) == 0
+    assert (tmp_path / "again" / "report.html").exists()

@@ -19,6 +19,7 @@ from .io import dumps
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 CARDS_PER_SET = 5
+PRINT_CARDS_PER_SET = 2  # the PDF keeps the first cards of each set; report.html shows them all
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
@@ -92,7 +93,7 @@ def render_html(result: Mapping[str, Any]) -> str:
     """The self-contained HTML report for one audit result: verdict first, then plain-English conclusions,
     scope and limits, glossary, the evidence, and the reproduce-and-sign page."""
     return _environment().get_template("report.html.j2").render(
-        r=result, notes=font_notes(result), cards_per_set=CARDS_PER_SET, report_id=report_id(result),
+        r=result, notes=font_notes(result), cards_per_set=CARDS_PER_SET, print_cards_per_set=PRINT_CARDS_PER_SET, report_id=report_id(result),
         model_name=display_name(result["model"]), scope=scope.scope(result),
         conclusions=conclusions.conclusions(result), glossary=scope.GLOSSARY)
 

@@ -250,3 +250,19 @@ def test_an_encoders_results_render_again(tmp_path, tokenizer):
     assert "cosine" in results["probesets"][0]["disparity"]["output"]["table"]["pairs"][0]
     assert main(["render", str(out / "results.json"), "--out", str(tmp_path / "again"), "--no-pdf"]) == 0
     assert (tmp_path / "again" / "report.html").exists()
+
+
+def test_the_pdf_keeps_the_first_cards_and_points_to_the_rest(audit_dir, monkeypatch):
+    from audit.results import report
+
+    results = json.loads((audit_dir / "results.json").read_text())
+    section = next(s for s in results["probesets"] if s["kind"] == "concept")
+    names = [n["name"] for n in section["neurons"][:report.CARDS_PER_SET]]
+    assert len(names) >= 2
+    monkeypatch.setattr(report, "PRINT_CARDS_PER_SET", 1)
+    html = report.render_html(results)
+    assert f'<div class="screen-only"><div class="card" id="card-{names[1]}">' in html  # in the HTML, not the PDF
+    assert f'<div class="card" id="card-{names[0]}">' in html.replace('<div class="screen-only">', "")
+    note = html[html.index('<p class="print-only muted">'):]
+    assert note.startswith(f'<p class="print-only muted">{len(names) - 1} more {section["name"]} card')
+    assert f"<code>{names[1]}</code>" in note[:500] and "report.html" in note[:800]

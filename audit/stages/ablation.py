@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from scipy.stats import binom
 
 from ..analysis.ablation import (
     cosine_shift,
@@ -453,7 +454,8 @@ def correct_ablations(measured: Sequence[Measured]) -> int:
             row = test.row
             row.verdict = ("not tested: the stronger dose before it in the fixed order "
                            f"({_dose_name(previous.k)}) was not validated" if row.p_corrected is None and previous
-                           else verdict(row.validated, row.expected_direction, row.stopped_early, row.n_null_sets))
+                           else verdict(row.validated, row.expected_direction, row.stopped_early, row.n_null_sets,
+                                        exceedances=test.test.exceedances, level=FWER_ALPHA / len(measured)))
             previous = row
         a = m.ablation
         a.correction, a.n_tests, a.correction_family = CORRECTION, len(tests), CORRECTION_FAMILY
@@ -471,14 +473,17 @@ def _dose_name(k: int | str) -> str:
     return "AurA dampening" if k == AURA else f"k = {k}"
 
 
-def verdict(validated: bool, expected_direction: bool, stopped_early: bool, n_sets: int) -> str:
+def verdict(validated: bool, expected_direction: bool, stopped_early: bool, n_sets: int, *,
+            exceedances: int | None = None, level: float = FWER_ALPHA) -> str:
     """"validated"; "not resolved with N random sets" when the effect beat the random sets in the expected
-    direction until they ran out but the corrected p still missed 0.05; else "not distinguishable from random
-    neurons"."""
+    direction until they ran out, the corrected p missed 0.05, and as many random sets matching it
+    (``exceedances``) are still plausible (binomial tail ≥ 0.05) if its true p were at the test's ``level``
+    — more sets could settle it; else "not distinguishable from random neurons"."""
     if validated:
         return "validated"
     if expected_direction and not stopped_early:
-        return f"not resolved with {n_sets} random sets"
+        if exceedances is None or binom.sf(exceedances - 1, n_sets, level) >= 0.05:
+            return f"not resolved with {n_sets} random sets"
     return "not distinguishable from random neurons"
 
 

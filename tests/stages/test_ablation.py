@@ -279,6 +279,10 @@ def test_verdict_strings():
     assert verdict(False, True, False, 80) == "not resolved with 80 random sets"
     assert verdict(False, True, True, 23) == "not distinguishable from random neurons"
     assert verdict(False, False, False, 80) == "not distinguishable from random neurons"
+    # 2 of 60 random sets as strong: plausible for a true p at α/3 (binomial tail 0.26), more sets could settle it
+    assert verdict(False, True, False, 60, exceedances=2, level=0.05 / 3) == "not resolved with 60 random sets"
+    # 6 of 60: a tail of 0.0005 at α/3 — the effect is simply not rare among random sets
+    assert verdict(False, True, False, 60, exceedances=6, level=0.05 / 3) == "not distinguishable from random neurons"
 
 
 def test_runner_from_the_first_ablated_layer_matches_a_full_forward(planted_model, planted, tmp_path):

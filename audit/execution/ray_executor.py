@@ -26,7 +26,7 @@ from ..model.loading import Model, load_model
 from . import faults
 from .executor import Executor, Work
 from .tasks import Task, run_shard
-from .watchdog import node_pids, start_watchdog, stop_watchdog
+from .watchdog import instance_processes, node_pids, start_watchdog, stop_watchdog, sweep
 
 MAX_ATTEMPTS = 3  # a shard whose worker dies this many times stops the run
 CONNECT_TIMEOUT_S = 10  # reaching a cluster's address
@@ -93,29 +93,30 @@ class RayExecutor(Executor):
         self.expected = [expected_sha256] if isinstance(expected_sha256, str) else list(expected_sha256)
         self.started_instance = False
         self.watchdog = None
+        self.roots: list[int] = []  # the local instance's own processes (GCS, raylet, …), read when it started
         self.actors: list[Any] = []
-        ray = _import_ray(local=address is None)
-        if not ray.is_initialized():
-            if address is None:
-                available, unit = local_capacity()
-                if workers and workers > available:  # before an instance with that many CPUs starts
-                    raise AuditInputError(f"--workers: {workers} asked for, but this machine has {available} {unit}")
-                self.watchdog = start_local(ray)
-                self.started_instance = True
-            else:
-                join(ray, address)
-        self.ray = ray
-        resources = ray.cluster_resources()
-        self.gpus = int(resources.get("GPU", 0))
-        available = self.gpus or int(resources.get("CPU", 1))
-        self.target = workers or max(1, available)
-        if workers and workers > available:
-            self.close()
-            raise AuditInputError(f"--workers: {workers} asked for, but the cluster offers {available} "
-                                  f"{'GPUs' if self.gpus else 'CPUs'}")
-        self.actor_class = ray.remote(ShardWorker)
-        self.nodes: dict[Any, str] = {}
-        try:
+        ray = self.ray = _import_ray(local=address is None)
+        try:  # anything from here on (a Ctrl-C included) closes what was started
+            if not ray.is_initialized():
+                if address is None:
+                    available, unit = local_capacity()
+                    if workers and workers > available:  # before an instance with that many CPUs starts
+                        raise AuditInputError(f"--workers: {workers} asked for, but this machine has {available} "
+                                              f"{unit}")
+                    self.started_instance = True  # set first: close() also stops a half-started instance
+                    self.watchdog = start_local(ray)
+                    self.roots = node_pids(ray)
+                else:
+                    join(ray, address)
+            resources = ray.cluster_resources()
+            self.gpus = int(resources.get("GPU", 0))
+            available = self.gpus or int(resources.get("CPU", 1))
+            self.target = workers or max(1, available)
+            if workers and workers > available:
+                raise AuditInputError(f"--workers: {workers} asked for, but the cluster offers {available} "
+                                      f"{'GPUs' if self.gpus else 'CPUs'}")
+            self.actor_class = ray.remote(ShardWorker)
+            self.nodes: dict[Any, str] = {}
             for actor, info in zip(*self._start(self.target)):
                 self._admit(actor, info)
         except BaseException:
@@ -208,8 +209,13 @@ class RayExecutor(Executor):
             self.ray.kill(actor)
         self.actors = []
         if self.started_instance:
+            # ray.shutdown() leaves the dashboard and runtime-env agents running, orphaned: stop the whole
+            # process tree as it was just before (a Ctrl-C lands here too)
+            instance = instance_processes(self.roots or node_pids(self.ray),
+                                          spare=[self.watchdog.pid] if self.watchdog is not None else [])
             with captured_output():
                 self.ray.shutdown()
+            sweep(instance)
             self.started_instance = False
         stop_watchdog(self.watchdog)
         self.watchdog = None

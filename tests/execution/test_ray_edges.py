@@ -128,13 +128,15 @@ def test_rays_own_output_is_captured_not_printed(capfd):
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="the watchdog reads /proc")
 def test_ctrl_c_during_a_ray_run_exits_within_five_seconds(planted_folder, concept_yaml, tmp_path):
-    """SIGINT once the local Ray instance is up and shards are running: exit 130 with one line within 5 s,
-    no staging folder left, and no Ray process of this run still alive shortly after."""
+    """Ctrl-C (SIGINT to the run's process group, as a terminal sends it) once the local Ray instance is up:
+    exit 130 with one line within 5 s, no staging folder left, and no Ray process of this run still alive
+    shortly after."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "audit", "run", "--model", str(planted_folder), "--probeset",
                                 str(concept_yaml), "--out", str(tmp_path / "out"), "--executor", "ray", "--workers",
                                 "1", "--shard-size", "4", "--no-explain", "--null-sets", "5"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)  # its own process group, as a terminal's foreground job
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if any("raylet" in _cmdline(pid) for pid in _descendants(process.pid)):
@@ -144,7 +146,7 @@ def test_ctrl_c_during_a_ray_run_exits_within_five_seconds(planted_folder, conce
     time.sleep(1.0)
     ray_pids = _descendants(process.pid)
     tick = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole foreground process group
     try:
         _, err = process.communicate(timeout=5)
     finally:

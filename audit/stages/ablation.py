@@ -283,7 +283,7 @@ class PendingTest:
 
 @dataclass
 class Measured:
-    """A probe set's ablation as measured, and its doses' tests in their fixed order (strongest first)."""
+    """A probe set's ablation as measured, and its doses' tests in their fixed order (largest k first, AurA last)."""
 
     ablation: Ablation
     tests: list[PendingTest]

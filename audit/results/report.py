@@ -93,7 +93,8 @@ def render_html(result: Mapping[str, Any]) -> str:
     """The self-contained HTML report for one audit result: verdict first, then plain-English conclusions,
     scope and limits, glossary, the evidence, and the reproduce-and-sign page."""
     return _environment().get_template("report.html.j2").render(
-        r=result, notes=font_notes(result), cards_per_set=CARDS_PER_SET, print_cards_per_set=PRINT_CARDS_PER_SET, report_id=report_id(result),
+        r=result, notes=font_notes(result), cards_per_set=CARDS_PER_SET, print_cards_per_set=PRINT_CARDS_PER_SET,
+        report_id=report_id(result),
         model_name=display_name(result["model"]), scope=scope.scope(result),
         conclusions=conclusions.conclusions(result), glossary=scope.GLOSSARY)
 

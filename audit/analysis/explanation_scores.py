@@ -241,6 +241,7 @@ def explanation_scores(actual: Sequence[np.ndarray], predictors: dict[str, Seque
             row["baselines"][name] = ({"value": None, "ci": None, "reason": NO_OTHER} if base is None
                                       else base[kind])
         row["n"] = {"contexts": int(len(sample)), "activating": n_active, "tokens": int(sum(len(a) for a in actual))}
+        row["versus_token_lookup"] = versus(row.get("value"), row.get("ci"), row["baselines"]["token_lookup"])
         row["reading"] = reading(kind, row)
         result[kind] = row
     return result
@@ -252,15 +253,26 @@ _WHAT = {"detection": "tells held-out contexts where it fires from those where i
          "f1": "token-level F1 of firing"}
 
 
-def _compare(value: float, ci: list[float] | None, base: dict[str, Any], name: str) -> str:
+def versus(value: float | None, ci: list[float] | None, base: dict[str, Any]) -> str:
+    """"better" / "worse" when the 95 % CI excludes the baseline's score, "same" when it does not (or has no
+    CI), "undefined" when either score is."""
     other = base.get("value")
-    if other is None:
-        return f"{name}: undefined"
+    if value is None or other is None:
+        return "undefined"
     if ci is not None and ci[0] > other:
-        return f"better than {name} ({other:.2f})"
+        return "better"
     if ci is not None and ci[1] < other:
-        return f"worse than {name} ({other:.2f})"
-    return f"{name} does as well ({other:.2f})"
+        return "worse"
+    return "same"
+
+
+def _compare(value: float, ci: list[float] | None, base: dict[str, Any], name: str) -> str:
+    verdict = versus(value, ci, base)
+    if verdict == "undefined":
+        return f"{name}: undefined"
+    other = base["value"]
+    return {"better": f"better than {name} ({other:.2f})", "worse": f"worse than {name} ({other:.2f})",
+            "same": f"{name} does as well ({other:.2f})"}[verdict]
 
 
 def reading(kind: str, row: dict[str, Any]) -> str:

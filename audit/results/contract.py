@@ -183,6 +183,7 @@ class ExplanationScore(Record):
     n: dict[str, int]  # contexts, activating, tokens
     reading: str
     reason: str = optional()
+    versus_token_lookup: str = optional()  # better | same | worse | undefined (the 95 % CI against lookup)
     extra: dict[str, Any] = extra_field()
 
 

@@ -112,3 +112,22 @@ def test_description_names_function_words_and_keeps_content_words_apart():
     plain = describe(rows, {"coherent": True, "value": 0.62}, {"n": 0},
                      function_words={"peaks_on_function_words": False, "words": ["the"]})
     assert plain.startswith("fires on a coherent word group (similarity 0.62) such as 'Preeclampsia'")
+
+
+def test_versus_token_lookup_reads_the_interval_against_the_baseline():
+    lookup = {"value": 0.6}
+    assert es.versus(0.8, [0.7, 0.9], lookup) == "better"
+    assert es.versus(0.4, [0.3, 0.5], lookup) == "worse"
+    assert es.versus(0.65, [0.55, 0.75], lookup) == "same"  # the interval holds lookup's score
+    assert es.versus(0.8, None, lookup) == "same"  # no interval: no claim either way
+    assert es.versus(None, None, lookup) == es.versus(0.8, [0.7, 0.9], {"value": None}) == "undefined"
+
+
+def test_every_score_carries_its_comparison_with_token_lookup():
+    rng = np.random.default_rng(0)
+    actual = [rng.random(8) for _ in range(40)]
+    scores = es.explanation_scores(actual, {"explanation": actual, "token_lookup": [a * 0 for a in actual],
+                                            "random_explanation": None}, rng, resamples=200)
+    for kind, row in scores.items():
+        assert row["versus_token_lookup"] == es.versus(row["value"], row["ci"], row["baselines"]["token_lookup"])
+    assert scores["simulation"]["versus_token_lookup"] in ("better", "undefined")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from audit.errors import AuditInputError
+from audit.execution.watchdog import process_tree
 
 ray = pytest.importorskip("ray")
 
@@ -79,10 +80,7 @@ def test_a_sigkilled_driver_leaves_no_local_ray_processes(tmp_path):
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(0.2)
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not _still_alive(pids)
 
 
 FAKE_DRIVER = textwrap.dedent("""
@@ -139,12 +137,12 @@ def test_ctrl_c_during_a_ray_run_exits_within_five_seconds(planted_folder, conce
                                start_new_session=True)  # its own process group, as a terminal's foreground job
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if any("raylet" in _cmdline(pid) for pid in _descendants(process.pid)):
+        if any("raylet" in _cmdline(pid) for pid in process_tree([process.pid])):
             break
         time.sleep(0.2)
     assert process.poll() is None, "the run ended before Ray started"
     time.sleep(1.0)
-    ray_pids = _descendants(process.pid)
+    ray_pids = [pid for pid in process_tree([process.pid]) if pid != process.pid]
     tick = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole foreground process group
     try:
@@ -155,10 +153,8 @@ def test_ctrl_c_during_a_ray_run_exits_within_five_seconds(planted_folder, conce
     assert time.monotonic() - tick < 5
     assert process.returncode == 130 and err.endswith("neuron-audit: interrupted\n"), err[-2000:]
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.new-*"))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(_alive(pid) for pid in ray_pids):
-        time.sleep(0.2)
-    assert not [pid for pid in ray_pids if _alive(pid)], [_cmdline(pid) for pid in ray_pids if _alive(pid)]
+    left = _still_alive(ray_pids)
+    assert not left, [_cmdline(pid) for pid in left]
 
 
 def _cmdline(pid: int) -> str:
@@ -169,21 +165,9 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _child_of(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        pid = _parent(pid)
-        if pid == ancestor:
-            return True
-    return False
-
-
-def _descendants(ancestor: int) -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _child_of(int(p), ancestor)]
+def _still_alive(pids: list[int], *, within: float = 15.0) -> list[int]:
+    """Those of ``pids`` still running after waiting up to ``within`` seconds for them to end."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    return [pid for pid in pids if _alive(pid)]

@@ -220,6 +220,7 @@ def test_neuron_cards_show_the_four_scores_compactly_with_a_reading(audit_dir):
     scores["detection"]["baselines"]["token_lookup"]["value"] = 0.5
     scores["fuzzing"].update(value=0.6, ci=[0.5, 0.7])
     scores["fuzzing"]["baselines"]["token_lookup"]["value"] = 0.65
+    scores["detection"]["versus_token_lookup"], scores["fuzzing"]["versus_token_lookup"] = "better", "same"
     html = render_html(results)
     card = html[html.index(f'id="card-{explained[0]["name"]}"'):]
     card = card[:card.index("Causal check") if "Causal check" in card else 20000]

@@ -15,7 +15,7 @@ import torch
 
 from .loading import Model
 from .outputs import mean_kl, model_outputs
-from .variants import wrap
+from .variants import length_batches, wrap
 
 
 def _inputs(model: Model, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
@@ -52,9 +52,9 @@ def ablation_output_change(model: Model, sequences: Sequence[Sequence[int]],
     # rows sharing a context sit together; each batch runs its contexts clean and its rows ablated at once,
     # so clean outputs (vocabulary-wide for causal LMs) are held for one batch only
     order = sorted(range(len(rows)), key=lambda i: (len(sequences[rows[i][0]]), rows[i][0]))
+    lengths = [len(sequences[row[0]]) for row in rows]
     with torch.inference_mode(), model.sites.hooked(rewrite):
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+        for chunk in length_batches(lengths, order, batch_size):
             contexts = list(dict.fromkeys(rows[i][0] for i in chunk))
             at = {s: r for r, s in enumerate(contexts)}
             inputs = _inputs(model, [sequences[s] for s in contexts] + [sequences[rows[i][0]] for i in chunk])

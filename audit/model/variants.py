@@ -8,7 +8,7 @@ variants answers it, and the pass stops at the neuron's layer (later layers cann
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -74,23 +74,36 @@ _CPU: dict[str, bool] = {}
 
 
 def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequence[Sequence[int]], *,
-                       batch_size: int = 256, bf16: bool = False) -> list[np.ndarray]:
+                       batch_size: int = 128, bf16: bool = False) -> list[np.ndarray]:
     """Per sequence of real-token ids, the neuron's activation at every real token (one forward per batch);
     ``bf16``: under bfloat16 autocast (see :func:`bf16_variants`)."""
-    results: list[np.ndarray] = [np.zeros(0, np.float32)] * len(sequences)
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return rows_activations(model, layer, [(neuron, ids) for ids in sequences], batch_size=batch_size, bf16=bf16)
+
+
+def rows_activations(model: Model, layer: int, rows: Sequence[tuple[int, Sequence[int]]], *,
+                     batch_size: int = 128, bf16: bool = False) -> list[np.ndarray]:
+    """Per row (neuron, real-token ids) of one layer: that neuron's activation at every real token. Rows of
+    different neurons share forwards (each row reads its own neuron), stopped at the layer; ``bf16``: under
+    bfloat16 autocast (see :func:`bf16_variants`)."""
+    sequences = [ids for _, ids in rows]
+    results: list[np.ndarray] = [np.zeros(0, np.float32)] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: len(sequences[i]))
+    neuron_of = torch.tensor([neuron for neuron, _ in rows], dtype=torch.long)
     captured: dict[str, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {}
 
     def read(at: int, x: torch.Tensor) -> None:
         if at == layer:
-            captured["x"] = x[:, :, neuron].float().cpu()
+            picked = state["neurons"].to(x.device).view(-1, 1, 1).expand(-1, x.shape[1], 1)
+            captured["x"] = x.gather(2, picked)[:, :, 0].float().cpu()
             raise _Stop
 
     precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with torch.inference_mode(), model.sites.hooked(read), precision:
-        for rows, wrapped, width in _stopped_forwards(model, sequences, order, batch_size):
+        for batch, wrapped, width in _stopped_forwards(model, sequences, order, batch_size,
+                                                       before=lambda batch: state.update(neurons=neuron_of[batch])):
             values = captured["x"].numpy()
-            for r, i in enumerate(rows):
+            for r, i in enumerate(batch):
                 offset = wrapped[r][1]
                 results[i] = values[r, offset:offset + len(sequences[i])].copy()
     return results
@@ -140,13 +153,39 @@ def context_ids(model: Model, texts: Sequence[str], max_length: int) -> list[dic
             for ids, spans in zip(encoded["input_ids"], encoded["offset_mapping"])]
 
 
-def _stopped_forwards(model: Model, sequences: Sequence[Sequence[int]], order: Sequence[int], batch_size: int):
-    """Right-padded batches of ``sequences`` (in ``order``) run forward until a hook raises ``_Stop``; yields
-    each batch's rows, their wrapped ids (with offsets) and padded width, with the hooks' captures in place."""
+PADDING_SLACK = 1.5  # a batch closes before its padded size exceeds this multiple of its real tokens
+
+
+def length_batches(lengths: Sequence[int], order: Sequence[int], batch_size: int, *,
+                   slack: float = PADDING_SLACK) -> list[list[int]]:
+    """``order`` (ascending lengths) cut into batches of at most ``batch_size`` rows whose padded size stays
+    within ``slack`` × their real tokens: short variants do not pay for the longest one's padding (on
+    SmolLM2, 144 pruning variants of 1–25 tokens ran 1.6–1.8× faster than in one padded batch)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for i in order:
+        n = max(int(lengths[i]), 1)
+        if current and (len(current) >= batch_size or (len(current) + 1) * n > slack * (real + n)):
+            batches.append(current)
+            current, real = [], 0
+        current.append(i)
+        real += n
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _stopped_forwards(model: Model, sequences: Sequence[Sequence[int]], order: Sequence[int], batch_size: int,
+                      before: Callable[[list[int]], None] | None = None):
+    """Right-padded batches of ``sequences`` (in ``order``, cut by :func:`length_batches`) run forward until a
+    hook raises ``_Stop``; yields each batch's rows, their wrapped ids (with offsets) and padded width, with the
+    hooks' captures in place. ``before(rows)`` runs before each batch's forward."""
     pad = model.tokenizer.pad_token_id
     pad = pad if pad is not None else 0
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+    for rows in length_batches([len(s) for s in sequences], order, batch_size):
+        if before is not None:
+            before(rows)
         wrapped = [wrap(model, sequences[i]) for i in rows]
         width = max(len(full) for full, _ in wrapped)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)

@@ -13,7 +13,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Generator, Iterable, Sequence
 
 import numpy as np
 
@@ -30,11 +30,13 @@ from ..model.contexts import keyed, top_contexts
 from ..model.loading import Model
 from ..model.neuron_effects import ablation_output_change
 from ..model.similarity import WordVectors, clean_token, is_word_start
-from ..model.variants import bf16_variants, context_ids, neuron_activations, neurons_activations
+from ..model.variants import bf16_variants, context_ids, neuron_activations, neurons_activations, rows_activations
 from ..results.contract import ABSENT, Explanation
 
 PRUNE_BACK = (0, 1, 2, 3, 5, 8, 12, 20)  # candidate context lengths before the activating token
-AFTER = 2  # tokens kept after the activating token (encoders read both ways)
+PRUNE_FIRST = 4  # the shortest candidates, tried before the longer ones
+AFTER = 2  # tokens kept after the activating token by encoders (they read both ways; a causal LM's later
+# tokens cannot change it, so its variants end at the activating token)
 SUBSTITUTES = 5  # per word, as published
 TOP_TOKENS_TESTED = 3  # method A substitutes the neuron's strongest distinct content words
 WINDOW = 3  # words of context either side, as published
@@ -56,22 +58,63 @@ class Built:
     forward_s: float = 0.0
 
 
+Steps = Generator[list[list[int]], list[np.ndarray], Built]
+
+
 def build_explanation(model: Model, layer: int, neuron: int, train: Sequence[dict[str, Any]], vectors: WordVectors,
                       *, common: frozenset[str] = frozenset(), setting: str = "its top", max_length: int = 128,
                       seed: int = 0) -> Built:
     """Method A and the N2G graph of neuron (layer, neuron) from its top ``train`` contexts (``text``,
     ``position``, ``activation``). ``common``: the reference corpus's common (function) words; ``setting``
     names where the contexts come from in the description ("clinical")."""
-    clock = {"forward": 0.0}
+    steps = explanation_steps(model, layer, neuron, train, vectors, common=common, setting=setting,
+                              max_length=max_length, seed=seed)
+    return build_all(model, {(layer, neuron, setting): steps})[0][(layer, neuron, setting)]
+
+
+def build_all(model: Model, steps: dict[tuple[int, int, str], Steps]) -> tuple[dict[tuple[int, int, str], Built],
+                                                                            float]:
+    """Run many neurons' :func:`explanation_steps` together: each round, the variants every neuron of a layer
+    asks for share batched forwards stopped at that layer. Returns the built explanations (each with its share
+    of the forward time) and the seconds spent in forward passes."""
     fast = bf16_variants(model)
+    built: dict[tuple[int, int, str], Built] = {}
+    asked: dict[tuple[int, int, str], list[list[int]]] = {}
+    spent: dict[tuple[int, int, str], float] = dict.fromkeys(steps, 0.0)
 
-    def run(sequences: list[list[int]]) -> list[np.ndarray]:
-        tick = time.perf_counter()
+    def advance(key: tuple[int, int, str], values: list[np.ndarray] | None) -> None:
         try:
-            return neuron_activations(model, layer, neuron, sequences, bf16=fast) if sequences else []
-        finally:
-            clock["forward"] += time.perf_counter() - tick
+            asked[key] = steps[key].send(values)
+        except StopIteration as finished:
+            built[key] = finished.value
+            built[key].forward_s = spent[key]
 
+    for key in steps:
+        advance(key, None)
+    while asked:
+        by_layer: dict[int, list[tuple[int, int, str]]] = {}
+        for key in asked:
+            by_layer.setdefault(key[0], []).append(key)
+        for layer, keys in sorted(by_layer.items()):
+            rows = [(key[1], ids) for key in keys for ids in asked[key]]
+            tick = time.perf_counter()
+            values = rows_activations(model, layer, rows, bf16=fast)
+            share = (time.perf_counter() - tick) / len(keys)
+            at = 0
+            for key in keys:
+                mine, at = values[at:at + len(asked[key])], at + len(asked[key])
+                del asked[key]
+                spent[key] += share
+                advance(key, mine)
+    return built, sum(spent.values())
+
+
+def explanation_steps(model: Model, layer: int, neuron: int, train: Sequence[dict[str, Any]], vectors: WordVectors,
+                      *, common: frozenset[str] = frozenset(), setting: str = "its top", max_length: int = 128,
+                      seed: int = 0, train_values: dict[str, np.ndarray] | None = None) -> Steps:
+    """:func:`build_explanation` as steps: yields the token sequences whose activations it needs next (never an
+    empty list) and receives them, so :func:`build_all` can batch many neurons' variants. ``train_values``:
+    the neuron's activations on its training texts where already read (full precision)."""
     contexts = [c for c in train if c["activation"] > 0]
     encoded = context_ids(model, [c["text"] for c in contexts], max_length)
     pieces = [(enc, min(c["position"], len(enc["ids"]) - 1), c) for enc, c in zip(encoded, contexts) if enc["ids"]]
@@ -100,12 +143,17 @@ def build_explanation(model: Model, layer: int, neuron: int, train: Sequence[dic
                       description=method_a.describe([], None, {"n": 0}))
         return built
 
+    if train_values is not None and all(c["text"] in train_values for _, _, c in pieces):
+        known = [np.asarray(train_values[c["text"]], np.float32) for _, _, c in pieces]
+    else:
+        known = yield [enc["ids"] for enc, _, _ in pieces]
     # method A substitutions and N2G augmentation share one batch of variants
     subs = _substitution_variants(model, pieces, content, vectors)
-    pruned = _prune(pieces, run)
-    salient = _saliency(model, pruned, run)
+    pruned = yield from _prune(pieces, known, causal=model.kind == "causal-lm")
+    salient = yield from _saliency(model, pruned)
     augmented = _augment(model, salient, vectors)
-    outcomes = run([v["ids"] for v in subs] + [v["ids"] for v in augmented])
+    variants = [v["ids"] for v in subs] + [v["ids"] for v in augmented]
+    outcomes = (yield variants) if variants else []
     rows = []
     for variant, values in zip(subs, outcomes[:len(subs)]):
         span = values[variant["at"]:variant["at"] + variant["width"]]
@@ -117,10 +165,9 @@ def build_explanation(model: Model, layer: int, neuron: int, train: Sequence[dic
     record["description"] = method_a.describe(scores, coherence, record["substitution_summary"],
                                               function_words=function_info, setting=setting)
 
-    train_values = run([enc["ids"] for enc, _, _ in pieces])
     baselines = built.baselines
     singles: dict[str, list[float]] = {}  # every training token's activations: the graph's depth-1 patterns
-    for (enc, _, _), values in zip(pieces, train_values):
+    for (enc, _, _), values in zip(pieces, known):
         baselines.learn(enc["tokens"], values / top)
         for token, value in zip(enc["tokens"], values / top):
             singles.setdefault(token, []).append(float(value))
@@ -139,7 +186,6 @@ def build_explanation(model: Model, layer: int, neuron: int, train: Sequence[dic
     record["graph_words"] = graph_words(graph, _token_words(pieces), space_marked_vocabulary(
         t for enc, _, _ in pieces for t in enc["tokens"]))
     built.graph = graph
-    built.forward_s = clock["forward"]
     return built
 
 
@@ -218,21 +264,23 @@ def explain_neuron(model: Model, layer: int, neuron: int, train: Sequence[dict[s
     scored = score_explanation(built, held, values, None, np.random.default_rng(seed))
     predicted = scored.pop("predicted")
     built.record.update(scored)
-    rows = _causal_rows(predicted, np.random.default_rng(seed + 1))
+    rows = _causal_rows(predicted, np.random.default_rng(seed + 1).permutation(len(held)))
     changes = ablation_output_change(model, [h["ids"] for h in held], [(i, layer, neuron) for i, _ in rows])
     built.record["causal"] = _causal(rows, changes, np.random.default_rng(seed + 2))
     built.record["timings_s"] = {"total": time.perf_counter() - started, "forward": forward}
     return built.record
 
 
-def _causal_rows(predicted: Sequence[np.ndarray], rng: np.random.Generator) -> list[tuple[int, bool]]:
+def _causal_rows(predicted: Sequence[np.ndarray], rank: np.ndarray) -> list[tuple[int, bool]]:
     """Up to :data:`CAUSAL_CONTEXTS` held-out contexts where the explanation predicts firing, and as many where
-    it does not (random, seeded): (context index, predicted firing)."""
+    it does not: those first in ``rank`` (a random order of the contexts, seeded; one order shared by all
+    neurons lets them share contexts, whose clean pass then runs once). Returns (context index, predicted
+    firing)."""
     fires = np.array([len(p) > 0 and p.max() >= es.FIRE for p in predicted], bool)
     rows = []
     for side in (True, False):
         pool = np.flatnonzero(fires == side)
-        picked = pool if len(pool) <= CAUSAL_CONTEXTS else rng.choice(pool, CAUSAL_CONTEXTS, replace=False)
+        picked = pool[np.argsort(np.asarray(rank)[pool], kind="stable")[:CAUSAL_CONTEXTS]]
         rows += [(int(i), side) for i in sorted(picked)]
     return rows
 
@@ -309,31 +357,59 @@ def _substitution_variants(model: Model, pieces: list, scores: list[dict], vecto
             ids = model.tokenizer(spelled, add_special_tokens=False)["input_ids"]
             if not ids:
                 continue
+            after = [] if model.kind == "causal-lm" else enc["ids"][last:]  # a causal LM reads left to right
             variants.append({"token": row["token"], "substitute": word, "similarity": score, "original":
-                             float(c["activation"]), "ids": enc["ids"][:first] + list(ids) + enc["ids"][last:],
+                             float(c["activation"]), "ids": enc["ids"][:first] + list(ids) + after,
                              "at": first, "width": len(ids), "context": _window(enc, at, c)["window"]})
     return variants
 
 
-def _prune(pieces: list, run) -> list[dict]:
-    """N2G step 1: the shortest left-truncated suffix ending at the max token (plus ``AFTER`` tokens) that
-    keeps half the activation."""
-    batch, spans = [], []
-    for enc, at, c in pieces:
-        end = min(len(enc["ids"]), at + 1 + AFTER)
-        starts = sorted({max(0, at - back) for back in PRUNE_BACK} | {0}, reverse=True)
-        spans.append((enc, at, c, end, starts, len(batch)))
-        batch += [enc["ids"][s:end] for s in starts]
-    values = run(batch)
+def _prune(pieces: list, known: list[np.ndarray], *, causal: bool) -> Generator[list[list[int]], list[np.ndarray],
+                                                                         list[dict]]:
+    """N2G step 1: the shortest left-truncated suffix ending at the max token (plus ``AFTER`` tokens; a causal
+    LM's ends there) that keeps half the activation. The :data:`PRUNE_FIRST` shortest candidates run first and
+    the longer ones only for contexts none of them keeps (same choice as trying all; on SmolLM2 about 70 % of
+    contexts stop in the first round). ``known``: the activations on the whole contexts; a causal LM's
+    activation at the max token from the whole context is read there, not re-run."""
+    plans = []
+    for (enc, at, c), values in zip(pieces, known):
+        end = min(len(enc["ids"]), at + 1 + (0 if causal else AFTER))
+        starts = sorted({max(0, at - back) for back in PRUNE_BACK} | {0}, reverse=True)  # shortest first
+        acts = {0: float(values[at])} if causal else {}
+        plans.append({"enc": enc, "at": at, "end": end, "starts": starts, "acts": acts})
+
+    def full(plan: dict) -> float:
+        return max(plan["acts"][0], 1e-9)
+
+    def kept(plan: dict) -> int | None:
+        for i, start in enumerate(plan["starts"]):
+            if start not in plan["acts"]:
+                return None
+            if plan["acts"][start] >= n2g.KEEP * full(plan):
+                return i
+        return len(plan["starts"]) - 1
+
+    first_round = [sorted((set(p["starts"][:PRUNE_FIRST]) | {0}) - set(p["acts"]), reverse=True) for p in plans]
+    yield from _run_starts(plans, first_round)
+    later = [[] if kept(p) is not None else [s for s in p["starts"] if s not in p["acts"]] for p in plans]
+    yield from _run_starts(plans, later)
     examples = []
-    for enc, at, c, end, starts, first in spans:
-        acts = [float(values[first + i][at - s]) for i, s in enumerate(starts)]
-        full = max(acts[-1], 1e-9)
-        choice = n2g.prune_start(acts, full)
-        s = starts[choice]
-        examples.append({"ids": enc["ids"][s:end], "tokens": enc["tokens"][s:end], "at": at - s,
-                         "activation": acts[choice]})
+    for plan in plans:
+        choice = kept(plan)
+        s, enc, at = plan["starts"][choice], plan["enc"], plan["at"]
+        examples.append({"ids": enc["ids"][s:plan["end"]], "tokens": enc["tokens"][s:plan["end"]], "at": at - s,
+                         "activation": plan["acts"][s]})
     return examples
+
+
+def _run_starts(plans: list[dict], starts: list[list[int]]) -> Generator[list[list[int]], list[np.ndarray], None]:
+    """Ask for the activation at each plan's max token from each of its listed start positions."""
+    asked = [(plan, s) for plan, mine in zip(plans, starts) for s in mine]
+    if not asked:
+        return
+    values = yield [plan["enc"]["ids"][s:plan["end"]] for plan, s in asked]
+    for (plan, s), v in zip(asked, values):
+        plan["acts"][s] = float(v[plan["at"] - s])
 
 
 def _blank_id(model: Model) -> int:
@@ -344,7 +420,7 @@ def _blank_id(model: Model) -> int:
     return 0
 
 
-def _saliency(model: Model, examples: list[dict], run) -> list[dict]:
+def _saliency(model: Model, examples: list[dict]) -> Generator[list[list[int]], list[np.ndarray], list[dict]]:
     """N2G step 2: blank each earlier token in turn; important when the activation drops by 75 %."""
     blank = _blank_id(model)
     batch, owners = [], []
@@ -354,7 +430,7 @@ def _saliency(model: Model, examples: list[dict], run) -> list[dict]:
             ids[i] = blank
             batch.append(ids)
             owners.append(e)
-    values = run(batch)
+    values = (yield batch) if batch else []
     dropped: dict[int, list[float]] = {}
     for e, v in zip(owners, values):
         dropped.setdefault(e, []).append(float(v[examples[e]["at"]]))
@@ -459,30 +535,44 @@ def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dic
     its probe set it did not learn from; all read in one pass for every neuron, the ablations batched across
     neurons. The random baseline is another job's explanation."""
     sample = list(sample)
-    built: dict[tuple[int, int, str], Built] = {}
-    forward_s = 0.0
     common = common_words(sample)
     neurons = sorted({(layer, neuron) for layer, neuron, _, _ in jobs})
-    for layer, neuron, owner, train in jobs:
-        key = (layer, neuron, owner)
-        if key not in built:
-            built[key] = build_explanation(model, layer, neuron, train, vectors, common=common, setting=owner,
-                                           max_length=max_length, seed=seed)
-            forward_s += built[key].forward_s
+    rng = np.random.default_rng(seed)
+    # held-apart concept items: one seeded draw per probe set, enough that each neuron keeps CONCEPT_HELDOUT
+    # after its own training texts are set aside
+    owners = sorted({owner for _, _, owner, _ in jobs})
+    learned = max((len(train) for _, _, _, train in jobs), default=0)
+    candidates = {}
+    for owner in owners:
+        pool = list(dict.fromkeys(texts_by_set[owner]))
+        keep = min(len(pool), CONCEPT_HELDOUT + learned)
+        candidates[owner] = [pool[i] for i in sorted(rng.choice(len(pool), keep, replace=False))] if keep else []
 
-    # every held-out text once, every neuron read in the same pass
-    owners = sorted({key[2] for key in built})
+    # every held-out and training text once, every neuron read in the same pass
     texts = list(dict.fromkeys(sample + [c["text"] for n in neurons for c in general_top[n]]
-                               + [t for owner in owners for t in texts_by_set[owner]]))
+                               + [t for owner in owners for t in candidates[owner]]
+                               + [c["text"] for _, _, _, train in jobs for c in train]))
     encoded = context_ids(model, texts, max_length)
     index = {text: i for i, (text, enc) in enumerate(zip(texts, encoded)) if enc["ids"]}
     shared = time.perf_counter()
     values = neurons_activations(model, neurons, [enc["ids"] if enc["ids"] else [0] for enc in encoded],
                                  batch_size=max(batch_size, 64))
-    forward_s += time.perf_counter() - shared
+    forward_s = time.perf_counter() - shared
     column = {n: i for i, n in enumerate(neurons)}
-    rng = np.random.default_rng(seed)
+
+    steps: dict[tuple[int, int, str], Steps] = {}
+    for layer, neuron, owner, train in jobs:
+        if (layer, neuron, owner) not in steps:
+            known = {c["text"]: values[index[c["text"]]][:, column[(layer, neuron)]]
+                     for c in train if c["text"] in index}
+            steps[(layer, neuron, owner)] = explanation_steps(
+                model, layer, neuron, train, vectors, common=common, setting=owner, max_length=max_length,
+                seed=seed, train_values=known)
+    built, variants_s = build_all(model, steps)
+    forward_s += variants_s
+
     keys = sorted(built)
+    priority = np.random.default_rng(seed + 1).permutation(len(texts))  # the causal check's context order
     causal_rows: list[tuple[tuple[int, int, str], int, bool]] = []
     for key in keys:
         one = built[key]
@@ -490,10 +580,8 @@ def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dic
             continue
         layer, neuron, owner = key
         general_texts = list(dict.fromkeys(sample + [c["text"] for c in general_top[(layer, neuron)]]))
-        concept_texts = [t for t in texts_by_set[owner] if t not in one.train_texts and t not in general_texts]
-        if len(concept_texts) > CONCEPT_HELDOUT:
-            concept_texts = [concept_texts[i] for i in sorted(rng.choice(len(concept_texts), CONCEPT_HELDOUT,
-                                                                         replace=False))]
+        outside = set(general_texts) | one.train_texts
+        concept_texts = [t for t in candidates[owner] if t not in outside][:CONCEPT_HELDOUT]
         held = [index[t] for t in general_texts + concept_texts if t in index]
         others = [other for other in keys if other[:2] != key[:2] and built[other].graph is not None]
         other_key = others[int(rng.integers(len(others)))] if others else None
@@ -506,7 +594,7 @@ def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dic
                                  "concept_items": sum(t in index for t in concept_texts),
                                  "random_explanation_of": (f"L{other_key[0]}.N{other_key[1]}"
                                                            if other_key is not None else None)}
-        causal_rows += [(key, held[i], side) for i, side in _causal_rows(predicted, rng)]
+        causal_rows += [(key, held[i], side) for i, side in _causal_rows(predicted, priority[held])]
     tick_causal = time.perf_counter()
     changes = ablation_output_change(model, [enc["ids"] if enc["ids"] else [0] for enc in encoded],
                                      [(seq, key[0], key[1]) for key, seq, _ in causal_rows], batch_size=batch_size)

@@ -190,6 +190,85 @@ def test_ablating_a_neuron_changes_the_output_only_where_it_fires(planted_model)
     assert changes[0] > 100 * max(changes[1], 1e-12)  # the planted neuron is silent on ordinary words
 
 
+def test_single_neuron_ablations_in_shared_batches_match_one_run_per_neuron(planted_model, tmp_path):
+    """The causal check's per-row ablations (rows of several neurons and layers in one batch, each context's
+    clean pass shared) equal one run per neuron, on a causal LM (KL) and an encoder (1 − cosine)."""
+    import torch
+
+    from audit.model.interventions import Runner, make_intervention
+    from audit.model.loading import load_model
+    from audit.model.neuron_effects import ablation_output_change
+    from audit.model.variants import context_ids
+
+    texts = ["the poison cat walks far", "a dog", "the violin plays the poison song again", "cat cat poison"]
+    tokenizer = tiny.build_tokenizer(bert_style=True)
+    bert = load_model(str(tiny.save(tiny.build_bert(tokenizer), tokenizer, tmp_path / "bert")), device="cpu")
+    for model in (planted_model, bert):
+        per_layer = model.neurons_per_layer
+        neurons = [(1, 3), (0, PLANTED_NEURON), (1, 9)]
+        ids = [e["ids"] for e in context_ids(model, texts, 32)]
+        rows = [(t, layer, neuron) for t in range(len(texts)) for layer, neuron in neurons]
+        changes = ablation_output_change(model, ids, rows, batch_size=5)
+        full = Runner(model, texts, batch_size=1).run([make_intervention([layer * per_layer + neuron], "zero")
+                                                       for layer, neuron in neurons])
+        for r, (t, layer, neuron) in enumerate(rows):
+            run = neurons.index((layer, neuron))
+            if model.kind == "causal-lm":
+                expected = full.kl[run, t]
+            else:
+                expected = 1 - float(torch.nn.functional.cosine_similarity(
+                    torch.from_numpy(full.embedding[t:t + 1]), torch.from_numpy(full.embedding_ablated[run, t:t + 1])))
+            assert changes[r] == pytest.approx(expected, rel=1e-3, abs=1e-7)
+        assert changes.max() > 0
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_pruning_in_two_rounds_chooses_as_trying_every_length(causal):
+    """The shortest candidates run first, the longer ones only where none of those keeps half the
+    activation; the choice equals the published exhaustive scan, and a causal LM's whole context is not re-run."""
+    from audit.analysis import n2g
+    from audit.stages.explain import PRUNE_BACK, _prune
+
+    rng = np.random.default_rng(3)
+    pieces, known, truth = [], [], []
+    for n in range(40):
+        length = int(rng.integers(1, 30))
+        at = int(rng.integers(0, length))
+        by_start = {s: float(rng.uniform(0, 1)) for s in range(at + 1)}  # activation at `at` from each start
+        if n % 2:  # short contexts lose the activation: only a longer one keeps half of it
+            by_start = {s: (0.4 * v if at - s < 4 else v) for s, v in by_start.items()} | {0: 1.0}
+        ids = [1000 * n + i for i in range(length)]
+        pieces.append(({"ids": ids, "tokens": [str(i) for i in ids]}, at, {}))
+        values = np.zeros(length, np.float32)
+        values[at] = by_start[0]
+        known.append(values)
+        truth.append(by_start)
+    steps = _prune(pieces, known, causal=causal)
+    asked, answer = 0, None
+    try:
+        while True:
+            sequences = steps.send(answer)
+            asked += 1
+            answer = []
+            for seq in sequences:
+                n, first = divmod(seq[0], 1000)
+                at = pieces[n][1]
+                assert not (causal and first == 0)  # known already
+                assert len(seq) == min(len(pieces[n][0]["ids"]), at + 1 + (0 if causal else 2)) - first
+                values = np.zeros(len(seq), np.float32)
+                values[at - first] = truth[n][first]
+                answer.append(values)
+    except StopIteration as done:
+        examples = done.value
+    assert asked == 2
+    for (enc, at, _), by_start, example in zip(pieces, truth, examples):
+        starts = sorted({max(0, at - back) for back in PRUNE_BACK} | {0}, reverse=True)
+        acts = [by_start[s] for s in starts]
+        chosen = starts[n2g.prune_start(acts, max(acts[-1], 1e-9))]
+        assert example["ids"][0] == enc["ids"][chosen] and example["at"] == at - chosen
+        assert example["activation"] == pytest.approx(by_start[chosen])
+
+
 def test_punctuation_is_its_own_word():
     from audit.stages.explain import _word
 

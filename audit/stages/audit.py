@@ -140,8 +140,13 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         attach_evidence(model, reported, aurocs, reference, reference_acts,
                         classes=classes[1] if classes is not None else None)
         timings["evidence"] = time.perf_counter() - tick
-        if config.explain and reported:
-            timings.update({f"explain:{k}": v for k, v in explanations(model, probesets, reported, reference,
+        # a language set the model does not tell apart has no language neurons to explain (its group-selective
+        # neurons map the tokenizer's coverage; the report shows no cards for them)
+        unseparated = {s.name for s in sections if isinstance(s, PairedSection) and s.multilingual is not ABSENT
+                       and not s.multilingual.separation.separates}
+        explained = [r for r in reported if r[1] not in unseparated]
+        if config.explain and explained:
+            timings.update({f"explain:{k}": v for k, v in explanations(model, probesets, explained, reference,
                                                                        set(aurocs), config).items()})
     run = RunInfo(seed=config.seed, started_at=started_at, duration_s=time.perf_counter() - started,
                   device=str(model.device), versions=package_versions(), settings=config.to_dict(),

@@ -143,6 +143,8 @@ def test_lape_finds_planted_language_neurons(quiet_model, tmp_path):
     assert "does not process yy as languages it knows" in separation["message"]
     assert "not as findings" in separation["message"]
     assert any("no bundled reference text for xx, yy" in s for s in section["multilingual"]["skipped"])
+    # no language neurons to explain in languages the model does not tell apart: no explanation is built
+    assert section["disparity"]["neurons"] and not any("explanation" in n for n in section["disparity"]["neurons"])
 
 
 def test_encoder_output_disparity_is_embedding_consistency(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .loading import Model
-from .outputs import mean_kl, model_outputs
+from .outputs import model_outputs
 from .variants import length_batches, wrap
 
 
@@ -69,12 +69,14 @@ def ablation_output_change(model: Model, sequences: Sequence[Sequence[int]],
                 out = model_outputs(model, inputs)
             finally:
                 state["targets"] = None
-            for r, i in enumerate(chunk):
-                c = at[rows[i][0]]
-                ablated = out[len(contexts) + r:len(contexts) + r + 1]
-                if model.kind == "causal-lm":
-                    mask = inputs["attention_mask"][c:c + 1]
-                    changes[i] = float(mean_kl(out[c:c + 1], ablated, {"attention_mask": mask})[0])
-                else:
-                    changes[i] = float(1 - torch.nn.functional.cosine_similarity(out[c:c + 1], ablated)[0])
+            n = len(contexts)
+            index = torch.tensor([at[rows[i][0]] for i in chunk], device=out.device)
+            clean, ablated = out[:n][index], out[n:]
+            if model.kind == "causal-lm":  # KL(clean ‖ ablated) per row, each context's probabilities once
+                per_position = (out[:n].exp()[index] * (clean - ablated)).sum(dim=-1)
+                predicted = inputs["attention_mask"][n:, 1:].to(per_position.dtype)
+                change = (per_position * predicted).sum(dim=1) / predicted.sum(dim=1).clamp(min=1)
+            else:
+                change = 1 - torch.nn.functional.cosine_similarity(clean, ablated)
+            changes[chunk] = change.cpu().numpy()
     return changes

@@ -54,6 +54,7 @@ class WordVectors:
 
     def __post_init__(self) -> None:
         self.index = {word: i for i, word in enumerate(self.words)}
+        self._neighbours: dict[tuple[str, int], list[tuple[str, float]]] = {}
 
     def vector(self, word: str) -> np.ndarray | None:
         """The unit vector of ``word`` (case-insensitive), or None when the backend cannot embed it."""
@@ -68,13 +69,23 @@ class WordVectors:
         return None
 
     def neighbours(self, word: str, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` most similar other words (not ``word`` itself or its case variants), with cosine."""
+        """The ``k`` most similar other words (not ``word`` itself or its case variants), with cosine; ties in
+        list order. Kept per word: explanations ask for the same words' neighbours many times."""
+        if (word, k) not in self._neighbours:
+            self._neighbours[(word, k)] = self._nearest(word, k)
+        return list(self._neighbours[(word, k)])
+
+    def _nearest(self, word: str, k: int) -> list[tuple[str, float]]:
         vector = self.vector(word)
         if vector is None:
             return []
         scores = self.matrix @ vector
+        wanted = min(k + 16, len(scores))
+        pool = np.arange(len(scores))
+        if wanted < len(scores):  # every word scoring at least the wanted-th best (ties included), in list order
+            pool = np.flatnonzero(scores >= np.partition(scores, len(scores) - wanted)[len(scores) - wanted])
         found: list[tuple[str, float]] = []
-        for i in np.argsort(-scores, kind="stable")[:k + 16]:
+        for i in pool[np.argsort(-scores[pool], kind="stable")][:wanted]:
             candidate = self.words[int(i)]
             if candidate.lower() == word.lower().strip() or any(candidate.lower() == f.lower() for f, _ in found):
                 continue

@@ -74,14 +74,14 @@ _CPU: dict[str, bool] = {}
 
 
 def neuron_activations(model: Model, layer: int, neuron: int, sequences: Sequence[Sequence[int]], *,
-                       batch_size: int = 128, bf16: bool = False) -> list[np.ndarray]:
+                       batch_size: int = 256, bf16: bool = False) -> list[np.ndarray]:
     """Per sequence of real-token ids, the neuron's activation at every real token (one forward per batch);
     ``bf16``: under bfloat16 autocast (see :func:`bf16_variants`)."""
     return rows_activations(model, layer, [(neuron, ids) for ids in sequences], batch_size=batch_size, bf16=bf16)
 
 
 def rows_activations(model: Model, layer: int, rows: Sequence[tuple[int, Sequence[int]]], *,
-                     batch_size: int = 128, bf16: bool = False) -> list[np.ndarray]:
+                     batch_size: int = 256, bf16: bool = False) -> list[np.ndarray]:
     """Per row (neuron, real-token ids) of one layer: that neuron's activation at every real token. Rows of
     different neurons share forwards (each row reads its own neuron), stopped at the layer; ``bf16``: under
     bfloat16 autocast (see :func:`bf16_variants`)."""

@@ -2,9 +2,10 @@
 substitution, description) and an N2G graph, scored on held-out text (general text and held-apart concept
 items) with the field's four scores, a causal check, and the polysemanticity verdict on the same firing line.
 
-Forward passes are batched: the variants of one neuron's contexts in a few passes stopped at its layer, and
-the held-out texts once for all reported neurons (one pass reads every neuron). The graph predicts at token
-level; everything a reader sees (top words, graph nodes, contexts) is in whole words.
+Forward passes are batched: the training and held-out texts once for all reported neurons (one pass reads
+every neuron), and the variants (pruned, blanked, substituted contexts) of all neurons of a layer together, in
+a few rounds of passes stopped at that layer. The graph predicts at token level; everything a reader sees (top
+words, graph nodes, contexts) is in whole words.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ AFTER = 2  # tokens kept after the activating token by encoders (they read both 
 SUBSTITUTES = 5  # per word, as published
 TOP_TOKENS_TESTED = 3  # method A substitutes the neuron's strongest distinct content words
 WINDOW = 3  # words of context either side, as published
-CAUSAL_CONTEXTS = 12  # held-out contexts per side (explanation predicts firing / not) for the causal check
+CAUSAL_CONTEXTS = 10  # held-out contexts per side (explanation predicts firing / not) for the causal check
 FUNCTION_PEAKS = 0.5  # peaks on function words: at least this share of its top contexts peak on one
 _WORDS = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s]")
 
@@ -472,8 +473,8 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
 
     Each neuron's graph learns from its top contexts in the probe set it was reported for. It is scored on
     text it never saw: a random sample of general text (``general``: the reference corpus, then any
-    ``--corpus``), its strongest general-text contexts, and the held-apart items of its probe set (those it did
-    not learn from); the random baseline is another reported neuron's explanation. ``executor`` streams the
+    ``--corpus``), its strongest general-text contexts, and up to :data:`CONCEPT_HELDOUT` held-apart items of
+    its probe set (a seeded draw per set, less the ones it learned from); the random baseline is another reported neuron's explanation. ``executor`` streams the
     general text (sharded, possibly on a Ray cluster; ``job`` keeps its finished shards). Returns timings.
     """
     tick = time.perf_counter()
@@ -548,17 +549,35 @@ def explain_batch(model: Model, jobs: Sequence[tuple[int, int, str, Sequence[dic
         keep = min(len(pool), CONCEPT_HELDOUT + learned)
         candidates[owner] = [pool[i] for i in sorted(rng.choice(len(pool), keep, replace=False))] if keep else []
 
-    # every held-out and training text once, every neuron read in the same pass
-    texts = list(dict.fromkeys(sample + [c["text"] for n in neurons for c in general_top[n]]
-                               + [t for owner in owners for t in candidates[owner]]
-                               + [c["text"] for _, _, _, train in jobs for c in train]))
+    # every held-out and training text once, each read as deep as the deepest neuron that uses it (the general
+    # sample: every neuron; a set's concept items: that set's neurons; a neuron's own contexts: that neuron)
+    depth: dict[str, int] = {}
+
+    def used(text_list: Iterable[str], layer: int) -> None:
+        for text in text_list:
+            depth[text] = max(depth.get(text, -1), layer)
+
+    used(sample, max(layer for layer, _ in neurons))
+    for layer, neuron, owner, train in jobs:
+        used(candidates[owner], layer)
+        used((c["text"] for c in train), layer)
+        used((c["text"] for c in general_top[(layer, neuron)]), layer)
+    texts = list(depth)
     encoded = context_ids(model, texts, max_length)
     index = {text: i for i, (text, enc) in enumerate(zip(texts, encoded)) if enc["ids"]}
-    shared = time.perf_counter()
-    values = neurons_activations(model, neurons, [enc["ids"] if enc["ids"] else [0] for enc in encoded],
-                                 batch_size=max(batch_size, 64))
-    forward_s = time.perf_counter() - shared
     column = {n: i for i, n in enumerate(neurons)}
+    shared = time.perf_counter()
+    values: list[np.ndarray] = [np.zeros((0, len(neurons)), np.float32)] * len(texts)
+    for deepest in sorted(set(depth.values())):
+        rows = [i for i, text in enumerate(texts) if depth[text] == deepest]
+        reached = [n for n in neurons if n[0] <= deepest]
+        read = neurons_activations(model, reached, [encoded[i]["ids"] or [0] for i in rows],
+                                   batch_size=max(batch_size, 64))
+        for i, block in zip(rows, read):
+            full = np.full((len(block), len(neurons)), np.nan, np.float32)  # deeper neurons: never read here
+            full[:, [column[n] for n in reached]] = block
+            values[i] = full
+    forward_s = time.perf_counter() - shared
 
     steps: dict[tuple[int, int, str], Steps] = {}
     for layer, neuron, owner, train in jobs:

@@ -91,6 +91,24 @@ def test_bad_word_vectors_are_input_errors(tmp_path, name, content, message):
         fasttext_vectors(path)
 
 
+def test_neighbours_from_a_partial_sort_equal_the_full_ranking_ties_included():
+    """The nearest words come from a partial selection (a 49k-word vocabulary per query was a stable full sort):
+    same words, same order, ties in list order, as ranking every word."""
+    from audit.model.similarity import WordVectors
+
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(30, 8))
+    matrix = np.repeat(base, 3, axis=0)[:80]  # every vector three times: ties everywhere
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    words = [f"w{i}" for i in range(len(matrix))]
+    vectors = WordVectors(words, matrix.astype(np.float32), "test")
+    for word in ("w0", "w7", "w41"):
+        scores = vectors.matrix @ vectors.vector(word)
+        ranked = [words[i] for i in np.argsort(-scores, kind="stable") if words[i] != word][:5]
+        assert [w for w, _ in vectors.neighbours(word, 5)] == ranked
+        assert vectors.neighbours(word, 5) == vectors.neighbours(word, 5)  # kept, and a copy each time
+
+
 def test_model_embedding_neighbours_of_a_planted_word(planted_model):
     vectors = embedding_vectors(planted_model)
     assert {w for w, _ in vectors.neighbours("poison", 4)} <= set(tiny.CONCEPT) - {"poison"}

@@ -81,37 +81,13 @@ def paired_auroc(differences: np.ndarray) -> np.ndarray:
 
 
 def wilcoxon_p(differences: np.ndarray) -> np.ndarray:
-    """Two-sided Wilcoxon signed-rank p per column, as scipy's ``wilcoxon(zero_method="wilcox",
-    method="asymptotic")``: zero differences dropped, average ranks of |d|, the normal approximation with the
-    tie correction and no continuity correction. Computed for every column at once (one sort), which on a
-    language set of 46,080 neurons × 36 contrasts is ~10× faster than scipy's per-column path; columns of
-    all-zero differences get p = 1."""
-    d = np.ascontiguousarray(np.asarray(differences, dtype=np.float64).T)  # columns × items: rows sort fast
-    p = np.ones(d.shape[0])
-    n = d.shape[1]
-    if n == 0:
-        return p
-    size = np.abs(d)
-    order = np.argsort(size, axis=1, kind="stable")
-    ranked = np.take_along_axis(size, order, axis=1)
-    positive = np.take_along_axis(d > 0, order, axis=1)
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    starts = np.ones(ranked.shape, bool)
-    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
-    ends = np.ones(ranked.shape, bool)
-    ends[:, :-1] = starts[:, 1:]
-    first = np.maximum.accumulate(np.where(starts, ranks, 0.0), axis=1)  # each tie group's first and last rank
-    last = np.minimum.accumulate(np.where(ends, ranks, np.inf)[:, ::-1], axis=1)[:, ::-1]
-    nonzero = ranked > 0
-    zeros = n - nonzero.sum(axis=1, keepdims=True)
-    count = (n - zeros[:, 0]).astype(np.float64)
-    rank = (first + last) / 2 - zeros  # average rank among the non-zero differences (zeros sort first)
-    r_plus = np.where(positive, rank, 0.0).sum(axis=1)
-    ties = np.where(nonzero, (last - first + 1) ** 2 - 1, 0.0).sum(axis=1)  # Σ over groups of t³ − t
-    variance = (count * (count + 1) * (2 * count + 1) - ties / 2) / 24
-    live = (count > 0) & (variance > 0)
-    z = (r_plus[live] - count[live] * (count[live] + 1) / 4) / np.sqrt(variance[live])
-    p[live] = np.minimum(2 * stats.norm.sf(np.abs(z)), 1.0)
+    """Two-sided Wilcoxon signed-rank p per column (scipy); columns of all-zero differences get p = 1."""
+    p = np.ones(differences.shape[1])
+    live = np.any(differences != 0, axis=0)
+    if live.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            result = stats.wilcoxon(differences[:, live], axis=0, zero_method="wilcox", method="approx")
+        p[live] = np.nan_to_num(result.pvalue, nan=1.0)
     return p
 
 

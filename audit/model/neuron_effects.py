@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .loading import Model
-from .outputs import model_outputs
+from .outputs import mean_kl, model_outputs
 from .variants import length_batches, wrap
 
 
@@ -72,10 +72,8 @@ def ablation_output_change(model: Model, sequences: Sequence[Sequence[int]],
             n = len(contexts)
             index = torch.tensor([at[rows[i][0]] for i in chunk], device=out.device)
             clean, ablated = out[:n][index], out[n:]
-            if model.kind == "causal-lm":  # KL(clean ‖ ablated) per row, each context's probabilities once
-                per_position = (out[:n].exp()[index] * (clean - ablated)).sum(dim=-1)
-                predicted = inputs["attention_mask"][n:, 1:].to(per_position.dtype)
-                change = (per_position * predicted).sum(dim=1) / predicted.sum(dim=1).clamp(min=1)
+            if model.kind == "causal-lm":
+                change = mean_kl(clean, ablated, {"attention_mask": inputs["attention_mask"][n:]})
             else:
                 change = 1 - torch.nn.functional.cosine_similarity(clean, ablated)
             changes[chunk] = change.cpu().numpy()

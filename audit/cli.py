@@ -914,12 +914,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _standard_showwarning = warnings.showwarning
 
 
+def _exit_now(code: int) -> None:
+    """End the process at once, skipping the interpreter's teardown. Only after a Ctrl-C, once every handler
+    above has removed what the run staged and stopped what it started: the libraries' own teardown (a Ray
+    driver's core worker, torch's thread pools) then takes seconds on a loaded machine, and an interrupted
+    run must end promptly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``neuron-audit`` and ``python -m audit``.
 
     Everything, library imports included, runs inside the handlers below, so Ctrl-C at any moment after
     start-up is one line and exit code 130, and bad input one line and exit code 2.
     """
+    entry = argv is None  # the process's own command line: this call is the whole program
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
@@ -934,6 +945,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("neuron-audit: interrupted", file=sys.stderr)
+        if entry:
+            _exit_now(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, exit 1, traceback on --debug
         if debug:

@@ -141,8 +141,9 @@ class RayExecutor(Executor):
         device = "cuda" if self.gpus else "cpu"
         specs = [asdict(spec) for spec in self.specs]
         actors = [self.actor_class.options(**options).remote(specs, device) for _ in range(count)]
-        infos = self.ray.get([actor.start.remote() for actor in actors])
-        return actors, infos
+        refs = [actor.start.remote() for actor in actors]
+        _wait(self.ray, refs, num_returns=len(refs))
+        return actors, self.ray.get(refs)
 
     def _admit(self, actor: Any, info: dict[str, Any]) -> None:
         """Keep ``actor`` if it loaded the driver's weights; otherwise stop with one line naming its node."""
@@ -182,7 +183,7 @@ class RayExecutor(Executor):
                 inflight[actor.run.remote(shard[0], task, shard[1])] = (actor, shard)
             if not inflight:
                 return
-            (ref,), _ = ray.wait(list(inflight), num_returns=1)
+            (ref,), _ = _wait(ray, list(inflight), num_returns=1)
             actor, shard = inflight.pop(ref)
             try:
                 shard_id, state = ray.get(ref)
@@ -219,6 +220,18 @@ class RayExecutor(Executor):
             self.started_instance = False
         stop_watchdog(self.watchdog)
         self.watchdog = None
+
+
+POLL_S = 0.1  # how often a driver waiting on its workers lets Python handle a signal (Ctrl-C)
+
+
+def _wait(ray: Any, refs: list[Any], *, num_returns: int) -> tuple[list[Any], list[Any]]:
+    """``ray.wait`` for ``num_returns`` of ``refs``, in short waits: a blocking Ray call checks for signals
+    only about once a second, and Ctrl-C should stop a run at once."""
+    while True:
+        ready, rest = ray.wait(refs, num_returns=num_returns, timeout=POLL_S)
+        if len(ready) >= num_returns:
+            return ready, rest
 
 
 def local_capacity() -> tuple[int, str]:

@@ -77,18 +77,37 @@ _WATCH = _WATCH % {"poll": POLL_S, "tree": inspect.getsource(process_tree).repla
 
 
 def sweep(pids: Sequence[int], *, grace: float = 0.5) -> None:
-    """SIGTERM ``pids`` that still run, then SIGKILL what is left after ``grace`` seconds."""
-    alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
-    for number in (signal.SIGTERM, signal.SIGKILL):
+    """SIGTERM ``pids`` that still run, then SIGKILL what is left after ``grace`` seconds (and wait up to a
+    second for those to be gone)."""
+    alive = [pid for pid in pids if running(pid)]
+    for number, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        alive = [pid for pid in alive if running(pid)]
         for pid in alive:
             try:
                 os.kill(pid, number)
             except OSError:
                 pass
-        deadline = time.monotonic() + grace
-        while number == signal.SIGTERM and time.monotonic() < deadline and \
-                any(os.path.exists(f"/proc/{pid}") for pid in alive):
-            time.sleep(0.05)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(running(pid) for pid in alive):
+            time.sleep(0.02)
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs: a process that ended but was not yet waited for (a zombie, state Z) does
+    not, though its /proc entry stays until its parent reaps it. This process reaps its own children here."""
+    _reap(pid)
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not a child of this process, or already reaped
+        pass
 
 
 def instance_processes(roots: Sequence[int], *, spare: Sequence[int] = ()) -> list[int]:

@@ -24,9 +24,16 @@ FAST = ["--no-progress", "--top-k", "3", "--no-pdf", "--null-sets", "5", "--abla
 def cluster():
     from audit.execution.ray_executor import _import_ray
 
+    import torch
+
     _import_ray(local=True)  # loopback-only, as the CLI starts it
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # a worker runs torch on its one CPU; the local runs compared with it do the same, since float32 kernels
+    # split their sums by thread count and the last bits (and then near-tied ranks) follow
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     ray.shutdown()
 
 

@@ -55,7 +55,8 @@ class Executor:
         """Harvest ``texts`` (``settings``: batch_size, max_length, token_moments, outputs)."""
         if self.shard_size is None:
             return harvest(model, texts, progress=self.progress, description=description, **settings)
-        shards = shard_plan(texts, batch_size=settings["batch_size"], shard_size=self.shard_size)
+        shards = shard_plan(texts, batch_size=settings["batch_size"], shard_size=self.shard_size, model=model,
+                            max_length=settings["max_length"])
         work = ((s.id, {"texts": s.texts(texts), "batches": s.batches}) for s in shards)
         parts = self.run_job(Task("harvest", dict(settings)), [model], work, total=len(shards), job=job,
                              description=description)
@@ -76,8 +77,8 @@ class Executor:
                                      precision=settings["precision"])
             return stream_correlation(model_a, model_b, texts, state, progress=self.progress, **streaming)
         chunk = CHUNK_BATCHES * settings["batch_size"]
-        shards = shard_plan(texts, batch_size=settings["batch_size"],
-                            shard_size=-(-self.shard_size // chunk) * chunk)
+        shards = shard_plan(texts, batch_size=settings["batch_size"], shard_size=-(-self.shard_size // chunk) * chunk,
+                            model=model_a, max_length=settings["max_length"])
         work = ((s.id, {"texts": s.texts(texts), "batches": s.batches}) for s in shards)
         task = Task("correlate", {**settings, "pairs": [list(p) for p in pairs]}, models=(0, 1))
         merged = CorrelationState(pairs, model_a.neurons_per_layer, model_b.neurons_per_layer,

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..model.harvest import batch_plan
+from ..model.loading import Model
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,14 @@ class Shard:
         return [texts[i] for i in self.rows]
 
 
-def shard_plan(texts: Sequence[str], *, batch_size: int, shard_size: int) -> list[Shard]:
+def shard_plan(texts: Sequence[str], *, batch_size: int, shard_size: int, model: Model | None = None,
+               max_length: int = 128) -> list[Shard]:
     """Cut the harvest's batch plan into shards of about ``shard_size`` texts (whole batches each).
 
-    The batches are those of an unsharded harvest, so per-text results are bit-identical to it.
+    The batches are those of an unsharded harvest (the same ``model`` and ``max_length``), so per-text
+    results are bit-identical to it.
     """
-    batches = batch_plan(texts, batch_size)
+    batches = batch_plan(texts, batch_size, model=model, max_length=max_length)
     per_shard = max(1, math.ceil(shard_size / batch_size))
     shards = []
     for number, start in enumerate(range(0, len(batches), per_shard)):

@@ -47,7 +47,7 @@ def activation_counts(model: Model, texts: Sequence[str], *, batch_size: int = 3
     total = 0
     try:
         with torch.inference_mode():
-            for rows in batch_plan(texts, batch_size):
+            for rows in batch_plan(texts, batch_size, model=model, max_length=max_length):
                 encoded = tokenize(model, [texts[i] for i in rows], max_length)
                 state["mask"] = real_token_mask(encoded).to(model.device)
                 total += int(state["mask"].sum())

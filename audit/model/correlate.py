@@ -25,7 +25,7 @@ from ..config import ALIGNMENTS
 from ..errors import AuditInputError
 from .harvest import batch_plan, model_inputs, real_token_mask, tokenize
 from .loading import Model
-from .outputs import forward
+from .outputs import forward, warm_up
 
 
 def same_tokenizer(model_a: Model, model_b: Model) -> bool:
@@ -163,12 +163,12 @@ def stream_correlation(model_a: Model, model_b: Model, texts: Sequence[str], sta
     """
     if align not in ("tokens", "texts"):
         raise ValueError(f"align must be tokens or texts, got {align!r}")
-    plan = batch_plan(texts, batch_size) if batches is None else list(batches)
+    plan = batch_plan(texts, batch_size, model=model_a, max_length=max_length) if batches is None else list(batches)
     hidden = not progress or not sys.stderr.isatty()
     row_bytes = 4 * (len(state.layers_a) * state.width_a + len(state.layers_b) * state.width_b)
     buffer = _Buffer(state, products_for(state), rows=FLUSH_BYTES // row_bytes + batch_size * max_length)
     with torch.inference_mode():
-        _warm_up()
+        warm_up()
         for number, rows in enumerate(tqdm(plan, desc="compare", unit="batch", disable=hidden, leave=False)):
             batch = [texts[i] for i in rows]
             real_a, ids_a = _activations(model_a, batch, max_length, state.layers_a, align, buffer.writer("a"))
@@ -189,15 +189,6 @@ def stream_correlation(model_a: Model, model_b: Model, texts: Sequence[str], sta
     buffer.flush_baseline()
     state.settle()  # up to date before it is returned, saved or sent (a received copy may be read-only)
     return state
-
-
-def _warm_up() -> None:
-    """One throwaway float32 product just before the first batch. Without it, about one `compare` process
-    in eight gave its first batch activations ~1e-5 (relative) off what every later forward of the same
-    texts gives, and a resumed comparison then differed from a clean one in the 8th digit. The cause sits in
-    the CPU math library's first-call set-up and was not isolated further (the same product made before
-    the models load does not help); with a warm-up product or forward here, 64 runs in a row gave the same bits."""
-    torch.nn.functional.linear(torch.ones(20, 128), torch.ones(512, 128), torch.ones(512))
 
 
 class _Buffer:

@@ -23,7 +23,7 @@ from ..config import POOLINGS
 from ..errors import expected
 from .loading import Model
 from .encoding import encode, token_counts
-from .outputs import allocate, forward, summarize
+from .outputs import allocate, forward, summarize, warm_up
 
 
 RELEASE_BYTES = 256 << 20  # spilled aggregates: drop written pages from the resident set this often
@@ -167,19 +167,35 @@ def sentence_embeddings(model: Model, texts: Sequence[str], *, batch_size: int =
     """Encoders: each text's pooled sentence embedding, computed as :func:`harvest` computes its outputs."""
     found = allocate(model, len(texts))["embedding"]
     with torch.inference_mode():
-        for rows in batch_plan(texts, batch_size):
+        for rows in batch_plan(texts, batch_size, model=model, max_length=max_length):
             encoded = tokenize(model, [texts[i] for i in rows], max_length)
             inputs = model_inputs(model, encoded)
             found[rows] = summarize(model, inputs, forward(model, inputs, outputs=True))["embedding"]
     return found
 
 
-def batch_plan(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
-    """The rows of each forward batch: similar lengths share a batch (less padding). Characters stand in for
-    tokens, saving a tokenizer pass. Sharded runs cut this plan between batches, so every text meets the same
-    batch, padding included, however the work is split."""
-    order = np.argsort(np.fromiter(map(len, texts), np.int64, len(texts)), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+def batch_plan(texts: Sequence[str], batch_size: int, *, model: Model | None = None,
+               max_length: int = 128) -> list[np.ndarray]:
+    """The rows of each forward batch: similar lengths share a batch (less padding). With ``model``, the
+    lengths are its token counts (cut at ``max_length``): characters are a poor stand-in across scripts
+    (SmolLM2's 1,000 reference lines in 8 languages, 38,975 real tokens, padded to 75,200 positions in batches
+    of 32 sorted by characters and to 40,336 sorted by tokens). Without, characters stand in. Sharded runs
+    cut this plan between batches, so every text meets the same batch, padding included, however the work
+    is split."""
+    return length_plan(text_lengths(texts, model=model, max_length=max_length), batch_size)
+
+
+def text_lengths(texts: Sequence[str], *, model: Model | None = None, max_length: int = 128) -> np.ndarray:
+    """What :func:`batch_plan` sorts by: ``model``'s token counts cut at ``max_length``, else characters."""
+    if model is None:
+        return np.fromiter(map(len, texts), np.int64, len(texts))
+    return np.minimum(np.asarray(token_counts(model, texts), dtype=np.int64).reshape(-1), max_length)
+
+
+def length_plan(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Rows in batches of ``batch_size``, shortest first (ties in input order)."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
@@ -234,9 +250,10 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
     copies = _HostCopies(out)
     device = model.device
     if batches is None:
-        batches = batch_plan(texts, batch_size)
+        batches = batch_plan(texts, batch_size, model=model, max_length=max_length)
     release_every = max(1, RELEASE_BYTES // (batch_size * 8 * n_layers * n_neurons))
     with torch.inference_mode(), model.sites.hooked(read):
+        warm_up()
         hidden = not progress or not sys.stderr.isatty()
         for index, rows in enumerate(tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False)):
             batch_texts = [texts[i] for i in rows]

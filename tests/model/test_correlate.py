@@ -121,7 +121,7 @@ def test_shards_of_whole_chunks_add_up_to_the_unsharded_sums(base, tokenizer, co
     pairs = layer_pairs(a.n_layers, b.n_layers, "same")
     whole = stream_correlation(a, b, corpus, CorrelationState(pairs, 96, 96, precision=precision), batch_size=8,
                                stride=3, progress=False)
-    plan = batch_plan(corpus, 8)
+    plan = batch_plan(corpus, 8, model=a)  # the plan stream_correlation follows
     merged = CorrelationState(pairs, 96, 96, precision=precision)
     for start in range(0, len(plan), 4):  # shards of two chunks each
         group = plan[start:start + 4]

@@ -114,3 +114,21 @@ def test_aggregates_past_the_memory_budget_are_memory_mapped_and_equal(planted_m
     pooled = spilled.pooled("max")
     assert pooled.strides == (4, 4 * len(texts)) and np.shares_memory(pooled, spilled.max)
     np.testing.assert_array_equal(pooled, in_memory.pooled("max"))
+
+
+def test_batches_group_texts_by_token_count_not_characters(planted_model):
+    """Across scripts characters are a poor stand-in for tokens: a long text of one token must not share a
+    batch with a short text of many tokens (each batch is padded to its longest member)."""
+    from audit.model.harvest import batch_plan, text_lengths, tokenize
+
+    words = " ".join(tiny.sentences(1, seed=2, length=(6, 6))[0].split())
+    texts = [words, "z" * 70, " ".join([words] * 4), "q" * 3]  # 6, 1, 24 and 1 tokens
+    assert len(texts[3]) < len(texts[0]) < len(texts[1]) < len(texts[2])
+    counts = text_lengths(texts, model=planted_model, max_length=64)
+    real = tokenize(planted_model, texts, 64)["attention_mask"].sum(dim=1).numpy()
+    assert counts.tolist() == real.tolist() and counts[1] == counts[3] < counts[0] < counts[2]
+    by_tokens = {frozenset(rows.tolist()) for rows in batch_plan(texts, 2, model=planted_model, max_length=64)}
+    assert by_tokens == {frozenset({1, 3}), frozenset({0, 2})}
+    by_characters = {frozenset(rows.tolist()) for rows in batch_plan(texts, 2)}
+    assert by_characters == {frozenset({3, 0}), frozenset({1, 2})}  # what sorting by characters pads together
+    assert text_lengths(texts, model=planted_model, max_length=3).max() == 3  # cut where the forward cuts

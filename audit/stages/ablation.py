@@ -603,7 +603,8 @@ def _paired_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunCo
     texts = [probeset.items[i][g] for g in groups for i in items]
     runner = Runner(model, texts, batch_size=config.batch_size, max_length=config.max_length,
                     start_layers=sorted({int(np.min(d.target.neurons)) // n_neurons
-                                         for d in plan.doses if len(d.target.neurons)}))
+                                         for d in plan.doses if len(d.target.neurons)}),
+                    kl=False)  # the gap needs log-likelihoods only
     shape = (len(groups), len(items))
     if model.kind == "causal-lm":
         gap, metric = loglik_gap, "mean |log-likelihood gap| between groups"

@@ -382,3 +382,39 @@ def test_perplexity_only_measurements_keep_no_clean_distributions(planted_model,
     assert light.kl is None and full.kl is not None and (full.kl[0] > 0).all()
     runner = Runner(planted_model, probeset.texts[:12], batch_size=4, kl=False)
     assert all(batch["clean"] is None for batch in runner.batches)
+
+
+def test_runner_outputs_equal_the_log_softmax_formulas_of_an_independent_ablation(planted_model, planted):
+    """KL and log-likelihood from the runner (a perplexity-only runner reads log-likelihoods straight from the
+    logits) equal mean_kl / mean_loglik over log-softmax outputs of an independently ablated forward."""
+    from audit.model.harvest import model_inputs, tokenize
+    from audit.model.interventions import Runner
+    from audit.model.outputs import mean_kl, mean_loglik, model_outputs
+
+    probeset, _, _ = planted
+    texts = probeset.texts[:10]
+    layer, neuron = divmod(PLANTED_NEURON, planted_model.neurons_per_layer)
+    zeroed = [make_intervention(np.array([PLANTED_NEURON]), "zero")]
+    measured = Runner(planted_model, texts, batch_size=4).run(zeroed)
+    loglik_only = Runner(planted_model, texts, batch_size=4, kl=False).run(zeroed)
+
+    def zero(_module, args):
+        x = args[0].clone()
+        x[..., neuron] = 0.0
+        return (x, *args[1:])
+
+    inputs = model_inputs(planted_model, tokenize(planted_model, texts, 128))
+    with torch.inference_mode():
+        clean = model_outputs(planted_model, inputs)
+        handle = planted_model.sites.modules[layer].register_forward_pre_hook(zero)
+        try:
+            ablated = model_outputs(planted_model, inputs)
+        finally:
+            handle.remove()
+    kl = mean_kl(clean, ablated, inputs).numpy()
+    assert kl.max() > 1e-4  # the planted neuron matters on these texts: the check is not vacuous
+    np.testing.assert_allclose(measured.kl[0], kl, rtol=1e-3, atol=1e-8)
+    for m in (measured, loglik_only):
+        np.testing.assert_allclose(m.loglik_ablated[0], mean_loglik(ablated, inputs).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(m.loglik, mean_loglik(clean, inputs).numpy(), rtol=1e-5)
+    assert loglik_only.kl is None

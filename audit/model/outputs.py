@@ -43,9 +43,9 @@ def warm_up() -> None:
     """One throwaway float32 product right before a pass's first batch. Without it, about one `compare` process
     in eight gave its first batch activations ~1e-5 (relative) off what every later forward of the same texts
     gives, so a resumed run (whose first batch is another shard's) differed from a clean one in the last digits.
-    The cause sits in the CPU math library's first-call set-up after model loading (its worker threads) and was
-    not isolated further; the same product made before the models load does not help, made here it does (64
-    runs in a row gave the same bits). Costs well under a millisecond."""
+    The cause, some first-call state of the CPU kernels after the models load, was not isolated: the same
+    product made before loading does not help; made here, 64 runs in a row gave the same bits. Costs well
+    under a millisecond."""
     torch.nn.functional.linear(torch.ones(20, 128), torch.ones(512, 128), torch.ones(512))
 
 

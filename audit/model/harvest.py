@@ -182,7 +182,8 @@ def batch_plan(texts: Sequence[str], batch_size: int, *, model: Model | None = N
     of 32 sorted by characters and to 40,336 sorted by tokens). Without, characters stand in. Sharded runs
     cut this plan between batches, so every text meets the same batch, padding included, however the work
     is split."""
-    return length_plan(text_lengths(texts, model=model, max_length=max_length), batch_size)
+    order = np.argsort(text_lengths(texts, model=model, max_length=max_length), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def text_lengths(texts: Sequence[str], *, model: Model | None = None, max_length: int = 128) -> np.ndarray:
@@ -190,12 +191,6 @@ def text_lengths(texts: Sequence[str], *, model: Model | None = None, max_length
     if model is None:
         return np.fromiter(map(len, texts), np.int64, len(texts))
     return np.minimum(np.asarray(token_counts(model, texts), dtype=np.int64).reshape(-1), max_length)
-
-
-def length_plan(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Rows in batches of ``batch_size``, shortest first (ties in input order)."""
-    order = np.argsort(lengths, kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,

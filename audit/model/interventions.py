@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..config import ABLATION_MODES
-from .harvest import model_inputs, text_lengths, tokenize
+from .harvest import batch_plan, model_inputs, tokenize
 from .loading import Model
 from .outputs import encode_targets, mean_loglik, model_outputs, target_scores, warm_up
 
@@ -95,11 +95,9 @@ class Runner:
         causal = model.kind == "causal-lm"
         self.loglik = np.zeros(self.n_texts) if causal else None
         self.embedding = None if causal else np.zeros((self.n_texts, model.module.config.hidden_size), np.float32)
-        order = np.argsort(text_lengths(texts, model=model, max_length=max_length), kind="stable")
         with torch.inference_mode(), _kept_streams(self.blocks, self.kept_layers) as kept:
             warm_up()
-            for start in range(0, self.n_texts, batch_size):
-                rows = order[start:start + batch_size]
+            for rows in batch_plan(texts, batch_size, model=model, max_length=max_length):
                 inputs = model_inputs(model, tokenize(model, [texts[i] for i in rows], max_length))
                 if causal and not kl:  # perplexity only
                     clean = None

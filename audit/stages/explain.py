@@ -474,8 +474,9 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
     Each neuron's graph learns from its top contexts in the probe set it was reported for. It is scored on
     text it never saw: a random sample of general text (``general``: the reference corpus, then any
     ``--corpus``), its strongest general-text contexts, and up to :data:`CONCEPT_HELDOUT` held-apart items of
-    its probe set (a seeded draw per set, less the ones it learned from); the random baseline is another reported neuron's explanation. ``executor`` streams the
-    general text (sharded, possibly on a Ray cluster; ``job`` keeps its finished shards). Returns timings.
+    its probe set (a seeded draw per set, less the ones it learned from); the random baseline is another
+    reported neuron's explanation. ``executor`` streams the general text (sharded, possibly on a Ray cluster;
+    ``job`` keeps its finished shards). Returns timings.
     """
     tick = time.perf_counter()
     neurons = sorted({(e.layer, e.neuron) for e, _, _ in entries})

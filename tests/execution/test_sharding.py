@@ -17,7 +17,7 @@ from audit.execution.plan import shard_plan
 from audit.execution.state import STATE_DIR, StateStore
 from audit.model.harvest import batch_plan, harvest
 from tests import tiny
-from tests.execution.common import assert_close, compare_args, without_run
+from tests.execution.common import ACROSS_PROCESSES, assert_close, compare_args, without_run
 
 FAST = ["--no-progress", "--top-k", "3", "--no-pdf", "--null-sets", "5", "--ablation-texts", "8"]
 
@@ -77,7 +77,8 @@ def test_a_killed_driver_resumes_from_its_shard_states(planted_folder, concept_y
                               "--resume"], capture_output=True, text=True, timeout=300)
     assert changed.returncode == 2 and "other shard settings" in changed.stderr
     assert cli("--out", str(out), "--resume").returncode == 0
-    assert without_run(out / "results.json") == without_run(tmp_path / "clean" / "results.json")
+    assert_close(without_run(out / "results.json"), without_run(tmp_path / "clean" / "results.json"),
+                 rel=ACROSS_PROCESSES)
     execution = json.loads((out / "results.json").read_text())["run"]["execution"]
     assert execution["resumed_shards"] == 4 and not (out / STATE_DIR).exists()
 
@@ -113,7 +114,8 @@ def test_a_killed_comparison_resumes_from_its_shard_states(pair, tmp_path):
     changed = cli("--out", str(out), "--resume", "--baseline-stride", "3")
     assert changed.returncode == 2 and "other settings (compare)" in changed.stderr
     assert cli("--out", str(out), "--resume").returncode == 0
-    assert_close(without_run(out / "comparison.json"), without_run(tmp_path / "clean" / "comparison.json"))
+    assert_close(without_run(out / "comparison.json"), without_run(tmp_path / "clean" / "comparison.json"),
+                 rel=ACROSS_PROCESSES)
     execution = json.loads((out / "comparison.json").read_text())["run"]["execution"]
     assert execution["resumed_shards"] == 2 and not (out / STATE_DIR).exists()
 

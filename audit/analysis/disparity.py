@@ -81,14 +81,40 @@ def paired_auroc(differences: np.ndarray) -> np.ndarray:
 
 
 def wilcoxon_p(differences: np.ndarray) -> np.ndarray:
-    """Two-sided Wilcoxon signed-rank p per column (scipy); columns of all-zero differences get p = 1."""
-    p = np.ones(differences.shape[1])
-    live = np.any(differences != 0, axis=0)
-    if live.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            result = stats.wilcoxon(differences[:, live], axis=0, zero_method="wilcox", method="approx")
-        p[live] = np.nan_to_num(result.pvalue, nan=1.0)
-    return p
+    """Two-sided Wilcoxon signed-rank p per column: scipy's ``wilcoxon(zero_method="wilcox", method="approx")``
+    (zero differences dropped, average ranks for ties, the tie-corrected variance, no continuity correction).
+
+    Computed here with one sort of the columns' |differences| as rows: scipy's general rank routine took 0.7 s
+    per contrast of 148 items × 46,080 neurons and 25 s of a SmolLM2 multilingual audit's 36 contrasts.
+    Columns with no nonzero difference, or with a non-finite one, get p = 1.
+    """
+    d = np.ascontiguousarray(np.asarray(differences, dtype=np.float64).T)  # neurons × items
+    magnitude = np.abs(d)
+    magnitude[d == 0] = np.inf  # zeros sort last and are left out below
+    order = np.argsort(magnitude, axis=1)  # order within a tie is free: its members share one rank
+    ranked = np.take_along_axis(magnitude, order, axis=1)
+    positive = np.take_along_axis(d, order, axis=1) > 0
+    n = (d != 0).sum(axis=1)
+    width = d.shape[1]
+    position = np.arange(width, dtype=np.int32)
+    starts = np.ones(ranked.shape, dtype=bool)
+    np.not_equal(ranked[:, 1:], ranked[:, :-1], out=starts[:, 1:])
+    first = np.maximum.accumulate(starts * position, axis=1)  # where each value's tie group starts
+    ends = np.ones(ranked.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    last = np.where(ends, position, width)[:, ::-1]
+    last = np.minimum.accumulate(last, axis=1)[:, ::-1]  # and where it ends
+    counted = position < n[:, None]
+    r_plus = ((first + last + 2) * positive).sum(axis=1) / 2  # average rank: (first + last) / 2 + 1
+    tie_size = (last - first + 1).astype(np.int64)
+    ties = ((tie_size ** 2 - 1) * counted).sum(axis=1)  # Σ over tie groups of t³ − t
+    mean = n * (n + 1) / 4
+    variance = n * (n + 1) * (2 * n + 1) / 24 - ties / 48
+    p = np.ones(d.shape[0])
+    live = (n > 0) & (variance > 0) & np.isfinite(d).all(axis=1)
+    z = (r_plus[live] - mean[live]) / np.sqrt(variance[live])
+    p[live] = 2 * stats.norm.sf(np.abs(z))
+    return np.minimum(p, 1.0)
 
 
 def group_selectivity(responses: np.ndarray, groups: Sequence[str]) -> PairedStats:
@@ -99,12 +125,14 @@ def group_selectivity(responses: np.ndarray, groups: Sequence[str]) -> PairedSta
     if responses.shape[1] < 2:
         raise expected("responses", "at least 2 items per group", responses.shape[1])
     pairs = tuple(contrasts(list(groups)))
-    diffs = [contrast_differences(responses, list(groups), c) for c in pairs]
-    p = np.stack([wilcoxon_p(d) for d in diffs])
-    return PairedStats(contrasts=pairs, auroc=np.stack([paired_auroc(d) for d in diffs]),
-                       effect=np.stack([paired_effect(d) for d in diffs]), p_value=p,
-                       q_value=benjamini_hochberg(p.ravel()).reshape(p.shape),
-                       mean_difference=np.stack([d.mean(axis=0) for d in diffs]))
+    shape = (len(pairs), responses.shape[2])
+    auroc, effect, p, mean_difference = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape)
+    for row, contrast in enumerate(pairs):  # one contrast's differences at a time: 36 of them are 2 GB on SmolLM2
+        d = contrast_differences(responses, list(groups), contrast)
+        auroc[row], effect[row], p[row], mean_difference[row] = (paired_auroc(d), paired_effect(d), wilcoxon_p(d),
+                                                                 d.mean(axis=0))
+    return PairedStats(contrasts=pairs, auroc=auroc, effect=effect, p_value=p,
+                       q_value=benjamini_hochberg(p.ravel()).reshape(p.shape), mean_difference=mean_difference)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,22 @@ def test_paired_statistics_by_hand():
     assert wilcoxon_p(np.zeros((5, 2))).tolist() == [1.0, 1.0]
 
 
+def test_signed_rank_p_is_scipys_wilcoxon_with_zeros_and_ties():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    d = np.round(rng.normal(size=(40, 300)) * rng.choice([1, 2, 8, 1000], size=300)) / 4  # ties, zeros, none
+    d[:, 0], d[:39, 1], d[:, 2] = 0.0, 0.0, 0.5  # all zero; one nonzero; all tied
+    live = (d != 0).any(axis=0)
+    expected = np.ones(d.shape[1])
+    expected[live] = np.nan_to_num(stats.wilcoxon(d[:, live], axis=0, zero_method="wilcox",
+                                                  method="approx").pvalue, nan=1.0)
+    np.testing.assert_allclose(wilcoxon_p(d), expected, rtol=1e-12, atol=1e-15)
+    # by hand: d = 3, −1, 0, 2, 2 → zeros dropped, |d| ranks 4, 1, 2.5, 2.5; R+ = 9, n = 4, one tie of 2
+    z = (9 - 4 * 5 / 4) / np.sqrt(4 * 5 * 9 / 24 - (2 ** 3 - 2) / 48)
+    assert wilcoxon_p(np.array([[3.0], [-1.0], [0.0], [2.0], [2.0]]))[0] == pytest.approx(2 * stats.norm.sf(z))
+
+
 def test_planted_group_column_ranks_first_and_rest_contrast():
     rng = np.random.default_rng(0)
     responses = rng.normal(size=(3, 60, 40))

@@ -52,7 +52,7 @@ class Executor:
 
     def harvest(self, model: Model, texts: Sequence[str], *, settings: dict[str, Any], description: str,
                 job: JobState | None = None) -> Activations:
-        """Harvest ``texts`` (``settings``: batch_size, max_length, token_moments, outputs)."""
+        """Harvest ``texts`` (``settings``: batch_size, max_length, token_moments, outputs, active_counts)."""
         if self.shard_size is None:
             return harvest(model, texts, progress=self.progress, description=description, **settings)
         shards = shard_plan(texts, batch_size=settings["batch_size"], shard_size=self.shard_size, model=model,

@@ -1,9 +1,8 @@
 """How often each MLP neuron is active (> 0) on a language's text: the counts LAPE (Tang et al. 2024) starts from.
 
-The authors count the output of the MLP nonlinearity: for gated MLPs (Llama, Qwen, Gemma) that is
-``act(gate)``, before it is multiplied by ``up`` (their ``activation.py``), not the down-projection input
-``act(gate)·up`` that harvest reads, whose sign also depends on ``up``. For ungated MLPs (GPT-2, BERT) the two
-are the same vector. Padding and special tokens (e.g. Gemma's ``<bos>``) are not counted.
+The authors count the output of the MLP nonlinearity: ``act(gate)`` for gated MLPs (their ``activation.py``;
+see :mod:`audit.model.gates`). Padding and special tokens (e.g. Gemma's ``<bos>``) are not counted. A
+harvest with ``active_counts`` counts the same way in its own pass; this one is for texts nothing else reads.
 """
 
 from __future__ import annotations
@@ -13,19 +12,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .gates import gate_hooks
 from .harvest import batch_plan, model_inputs, real_token_mask, tokenize
 from .loading import Model
 from .outputs import forward
-from .sites import GATE_ACTIVATIONS
-
-
-def activation_modules(model: Model) -> list[torch.nn.Module] | None:
-    """The per-layer modules whose output is ``act(gate)`` for gated MLPs; None for ungated MLPs."""
-    template = GATE_ACTIVATIONS.get(model.model_type)
-    if template is None:
-        return None
-    base = getattr(model.module, "base_model", model.module)
-    return [base.get_submodule(template.format(layer=layer)) for layer in range(model.n_layers)]
 
 
 def activation_counts(model: Model, texts: Sequence[str], *, batch_size: int = 32,
@@ -39,27 +29,18 @@ def activation_counts(model: Model, texts: Sequence[str], *, batch_size: int = 3
     def count(layer: int, x: torch.Tensor) -> None:
         counts[layer] += ((x > 0) & state["mask"][..., None]).sum(dim=(0, 1))
 
-    modules = activation_modules(model)
-    handles = []
-    if modules is not None:
-        handles = [m.register_forward_hook(lambda _m, _a, out, layer=layer: count(layer, out))
-                   for layer, m in enumerate(modules)]
     total = 0
-    try:
-        with torch.inference_mode():
-            for rows in batch_plan(texts, batch_size, model=model, max_length=max_length):
-                encoded = tokenize(model, [texts[i] for i in rows], max_length)
-                state["mask"] = real_token_mask(encoded).to(model.device)
-                total += int(state["mask"].sum())
-                inputs = model_inputs(model, encoded)
-                if modules is None:
-                    with model.sites.hooked(lambda layer, x: count(layer, x)):
-                        forward(model, inputs, outputs=False)
-                else:
+    with torch.inference_mode(), gate_hooks(model, count) as gated:
+        for rows in batch_plan(texts, batch_size, model=model, max_length=max_length):
+            encoded = tokenize(model, [texts[i] for i in rows], max_length)
+            state["mask"] = real_token_mask(encoded).to(model.device)
+            total += int(state["mask"].sum())
+            inputs = model_inputs(model, encoded)
+            if gated:
+                forward(model, inputs, outputs=False)
+            else:
+                with model.sites.hooked(lambda layer, x: count(layer, x)):
                     forward(model, inputs, outputs=False)
-    finally:
-        for handle in handles:
-            handle.remove()
     return counts.reshape(-1).cpu().numpy(), total
 
 

@@ -50,7 +50,7 @@ Runner = Callable[[Sequence[str], dict[str, Any], str], Activations]
 
 def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path | None, batch_size: int = 32,
                    max_length: int = 128, token_moments: bool = False, outputs: bool = False,
-                   progress: bool = True, description: str = "harvest", runner: Runner | None = None,
+                   active_counts: bool = False, progress: bool = True, description: str = "harvest", runner: Runner | None = None,
                    memory_budget_mb: int | None = None) -> Activations:
     """:func:`harvest`, read from ``cache_dir`` when the same harvest was stored there before.
 
@@ -59,7 +59,7 @@ def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path 
     ``memory_budget_mb`` spills a plain harvest's aggregates to a memory-mapped file past the budget.
     """
     settings = {"batch_size": batch_size, "max_length": max_length, "token_moments": token_moments,
-                "outputs": outputs}
+                "outputs": outputs, "active_counts": active_counts}
     if runner is None:
         def runner(texts: Sequence[str], settings: dict[str, Any], description: str) -> Activations:
             return harvest(model, texts, progress=progress, description=description,
@@ -88,6 +88,8 @@ def save(acts: Activations, path: Path) -> None:
                                      "max_length": np.array(acts.max_length)}
     if acts.moments is not None:
         arrays.update(moments=acts.moments, positive=acts.positive)
+    if acts.active is not None:
+        arrays["active"] = acts.active
     for key, values in (acts.outputs or {}).items():
         arrays[f"outputs.{key}"] = values
     _write_npz(arrays, path)
@@ -114,6 +116,7 @@ def load(path: Path) -> Activations:
                            max_length=int(data["max_length"]),
                            moments=data["moments"] if "moments" in data.files else None,
                            positive=data["positive"] if "positive" in data.files else None,
+                           active=data["active"] if "active" in data.files else None,
                            outputs=outputs or None)
 
 

@@ -86,6 +86,8 @@ def encode(model: Model, texts: Sequence[str], max_length: int, **extra: Any) ->
 
 def token_counts(model: Model, texts: Sequence[str]) -> list[int]:
     """Untruncated token counts of the texts as :func:`encode` would feed them (special tokens included)."""
+    if not texts:  # the fast tokenizers fail on an empty batch
+        return []
     if prefix_id(model) is None:
         return [len(ids) for ids in model.tokenizer(list(texts), truncation=False)["input_ids"]]
     body = model.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]

@@ -9,6 +9,7 @@ texts a report shows comes from :func:`token_traces`, a small second pass over j
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ..config import POOLINGS
 from ..errors import expected
 from .loading import Model
 from .encoding import encode, token_counts
+from .gates import gate_hooks
 from .outputs import allocate, forward, summarize, warm_up
 
 
@@ -41,6 +43,7 @@ class Activations:
     max_length: int
     moments: np.ndarray | None = None  # (4, layers, neurons) float64: sums of x, x², x³, x⁴ over real tokens
     positive: np.ndarray | None = None  # (layers, neurons): real tokens with activation > 0
+    active: np.ndarray | None = None  # (layers, neurons): real tokens with act(gate) > 0 (LAPE's count)
     outputs: dict[str, np.ndarray] | None = None  # per-text summaries of the model's outputs (see outputs.py)
 
     def pooled(self, pooling: str = "max") -> np.ndarray:
@@ -76,6 +79,7 @@ def assemble(n_texts: int, parts: Sequence[tuple[np.ndarray, Activations]]) -> A
                       max_length=first.max_length,
                       moments=np.zeros_like(first.moments) if first.moments is not None else None,
                       positive=np.zeros_like(first.positive) if first.positive is not None else None,
+                      active=np.zeros_like(first.active) if first.active is not None else None,
                       outputs={key: np.zeros((n_texts, *values.shape[1:]), values.dtype)
                                for key, values in first.outputs.items()} if first.outputs is not None else None)
     covered = np.zeros(n_texts, bool)
@@ -87,6 +91,8 @@ def assemble(n_texts: int, parts: Sequence[tuple[np.ndarray, Activations]]) -> A
         if out.moments is not None:
             out.moments += part.moments
             out.positive += part.positive
+        if out.active is not None:
+            out.active += part.active
         for key, values in (part.outputs or {}).items():
             out.outputs[key][rows] = values
     if not covered.all():
@@ -194,13 +200,15 @@ def text_lengths(texts: Sequence[str], *, model: Model | None = None, max_length
 
 
 def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
-            token_moments: bool = False, outputs: bool = False, progress: bool = True,
+            token_moments: bool = False, outputs: bool = False, active_counts: bool = False, progress: bool = True,
             description: str = "harvest", batches: Sequence[np.ndarray] | None = None,
             memory_budget_mb: int | None = None) -> Activations:
     """Run ``texts`` through ``model`` once and aggregate every neuron of every layer.
 
     ``token_moments`` also keeps per-neuron token moments (density, kurtosis); ``outputs`` also keeps
-    per-text summaries of the model's own outputs (log-likelihood or sentence embedding) from the same pass.
+    per-text summaries of the model's own outputs (log-likelihood or sentence embedding) from the same pass;
+    ``active_counts`` counts, per neuron, the real tokens its ``act(gate)`` is > 0 on (LAPE's count, see
+    :mod:`audit.model.gates`).
     ``batches`` (rows of ``texts`` per forward pass) replaces :func:`batch_plan`, for shards of a larger plan.
     Aggregates larger than ``memory_budget_mb`` live in a memory-mapped temporary file instead of RAM (the
     analyses read them in blocks), so the resident size stays near the budget however many texts there are.
@@ -218,12 +226,17 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
                       max_length=max_length,
                       moments=np.zeros((4, n_layers, n_neurons)) if token_moments else None,
                       positive=np.zeros((n_layers, n_neurons)) if token_moments else None,
+                      active=np.zeros((n_layers, n_neurons)) if active_counts else None,
                       outputs=allocate(model, n_texts) if outputs else None)
     batch: list[_Batch] = []
     moments = positive = None
     if token_moments:  # accumulated on the device, copied once at the end
         moments = torch.zeros((4, n_layers, n_neurons), dtype=torch.float64, device=model.device)
         positive = torch.zeros((n_layers, n_neurons), dtype=torch.float64, device=model.device)
+    active = torch.zeros((n_layers, n_neurons), dtype=torch.float64, device=model.device) if active_counts else None
+
+    def count_active(layer: int, x: torch.Tensor) -> None:
+        active[layer] += ((x > 0) & batch[0].real.to(x.device).bool()).sum((0, 1)).to(torch.float64)
 
     def read(layer: int, x: torch.Tensor) -> None:
         current = batch[0]
@@ -241,13 +254,16 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
             moments[:, layer] += sums.to(moments.device, non_blocking=True)
             positive[layer] += ((x > 0) & real.bool()).sum((0, 1)).to(positive.device, torch.float64,
                                                                        non_blocking=True)
+        if active is not None and not gated:
+            count_active(layer, x)
 
     copies = _HostCopies(out)
     device = model.device
     if batches is None:
         batches = batch_plan(texts, batch_size, model=model, max_length=max_length)
     release_every = max(1, RELEASE_BYTES // (batch_size * 8 * n_layers * n_neurons))
-    with torch.inference_mode(), model.sites.hooked(read):
+    with (torch.inference_mode(), model.sites.hooked(read),
+          gate_hooks(model, count_active) if active is not None else contextlib.nullcontext(False) as gated):
         warm_up()
         hidden = not progress or not sys.stderr.isatty()
         for index, rows in enumerate(tqdm(batches, desc=description, unit="batch", disable=hidden, leave=False)):
@@ -283,6 +299,8 @@ def harvest(model: Model, texts: Sequence[str], *, batch_size: int = 32, max_len
     if moments is not None:
         out.moments[:] = moments.cpu().numpy()
         out.positive[:] = positive.cpu().numpy()
+    if active is not None:
+        out.active[:] = active.cpu().numpy()
     if spill:
         out.max, out.mean = _column_major(out.max), _column_major(out.mean)
     return out

@@ -68,9 +68,10 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
     reference_acts: Activations | None = None
 
     def collect(texts: Sequence[str], *, token_moments: bool = False, outputs: bool = False,
-                description: str) -> Activations:
+                active_counts: bool = False, description: str) -> Activations:
         return cached_harvest(model, texts, cache_dir=config.cache_dir, batch_size=config.batch_size,
                               max_length=config.max_length, token_moments=token_moments, outputs=outputs,
+                              active_counts=active_counts,
                               progress=config.progress, description=description,
                               runner=_runner(model, executor, state), memory_budget_mb=config.memory_budget_mb)
 
@@ -78,8 +79,8 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
         tick = time.perf_counter()
         if probeset.kind == "concept":
             runs = [collect(probeset.texts, description=probeset.name)]
-        else:  # one harvest per group, with outputs (and token probabilities for language sets)
-            runs = [collect([item[group] for item in probeset.items], token_moments=uses_lape(probeset),
+        else:  # one harvest per group, with outputs (and LAPE's activation counts for language sets)
+            runs = [collect([item[group] for item in probeset.items], active_counts=uses_lape(probeset),
                             outputs=True, description=f"{probeset.name}:{group}")
                     for group in probeset.groups]
         timings[f"harvest:{probeset.name}"] = time.perf_counter() - tick
@@ -91,7 +92,7 @@ def run_audit(model: Model, probesets: Sequence[ProbeSet], config: RunConfig = R
             section = concept_section(model, probeset, runs[0], selectivity, config, seed=seed)
             aurocs[probeset.name] = selectivity.auroc
         else:
-            found = language_lape(model, probeset, config) if uses_lape(probeset) else None
+            found = language_lape(model, probeset, config, runs) if uses_lape(probeset) else None
             section = paired_section(model, probeset, runs, config, seed=seed, lape_result=found)
             if found is not None:
                 tick_languages = time.perf_counter()

@@ -286,7 +286,7 @@ def _harvests(model: Model, probeset: ProbeSet, config: RunConfig):
 
     return [cached_harvest(model, [item[group] for item in probeset.items], cache_dir=config.cache_dir,
                            batch_size=config.batch_size, max_length=_length(model, config),
-                           token_moments=uses_lape(probeset), outputs=True, progress=False)
+                           active_counts=uses_lape(probeset), outputs=True, progress=False)
             for group in probeset.groups]
 
 

@@ -61,13 +61,20 @@ def evaluation_lines(language: str) -> list[str]:
     return (language_reference(language) or [])[1::2]
 
 
-def language_lape(model: Model, probeset: ProbeSet, config: RunConfig) -> LapeResult:
+def language_lape(model: Model, probeset: ProbeSet, config: RunConfig,
+                  runs: Sequence[Activations] = ()) -> LapeResult:
     """LAPE over each language's texts of the set: share of real tokens on which each neuron's activation
-    (``act(gate)`` for gated MLPs) is > 0, then the paper's filters."""
+    (``act(gate)`` for gated MLPs) is > 0, then the paper's filters. The items' counts come from ``runs``
+    (the set's harvests, one per group) when they were harvested with ``active_counts``; the identification
+    lines, and items no harvest counted, take a pass of their own."""
     probability = []
-    for group in probeset.groups:
-        texts = [item[group] for item in probeset.items] + identification_lines(group)
+    for index, group in enumerate(probeset.groups):
+        items = [item[group] for item in probeset.items]
+        counted = runs[index] if len(runs) == len(probeset.groups) and runs[index].active is not None else None
+        texts = identification_lines(group) if counted is not None else items + identification_lines(group)
         counts, total = activation_counts(model, texts, batch_size=config.batch_size, max_length=config.max_length)
+        if counted is not None:
+            counts, total = counts + counted.active.reshape(-1), total + counted.token_count
         probability.append(counts / max(total, 1))
     return lape(np.stack(probability))
 

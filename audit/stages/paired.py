@@ -109,7 +109,7 @@ def paired_section(model: Model, probeset: ProbeSet, runs: Sequence[Activations]
         section.undefined_markers = sorted(undefined)
     if uses_lape(probeset):
         if lape_result is None:
-            lape_result = language_lape(model, probeset, config)
+            lape_result = language_lape(model, probeset, config, runs)
         section.lape = Lape.from_dict(lape_section(model, groups, lape_result, paired, config.top_k))
         checked = check_languages(probeset)
         if checked is not None:

@@ -8,8 +8,9 @@ import pytest
 import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-from audit.model.activation import activation_counts, activation_modules
-from audit.model.harvest import model_inputs, real_token_mask, tokenize
+from audit.model.activation import activation_counts
+from audit.model.gates import activation_modules
+from audit.model.harvest import assemble, batch_plan, harvest, model_inputs, real_token_mask, tokenize
 from audit.model.loading import BUNDLED_GGUF, load_model
 from tests import tiny
 
@@ -84,6 +85,21 @@ def test_ungated_activation_counts_read_the_site(tokenizer):
         model.module(**model_inputs(model, encoded))
     counts, _ = activation_counts(model, TEXTS, batch_size=len(TEXTS), max_length=32)
     np.testing.assert_array_equal(counts, np.concatenate(read))
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_a_harvest_counts_active_tokens_as_lape_does(gemma, tokenizer, gated):
+    """The harvest's own pass gives LAPE's counts (act(gate) > 0 on real tokens), shard by shard as whole."""
+    model = gemma if gated else load_model(tiny.build_gpt2(tokenizer), tokenizer=tokenizer, device="cpu")
+    counts, total = activation_counts(model, TEXTS, batch_size=2, max_length=32)
+    acts = harvest(model, TEXTS, batch_size=2, max_length=32, active_counts=True, progress=False)
+    assert acts.token_count == total and acts.moments is None
+    np.testing.assert_array_equal(acts.active.reshape(-1), counts)
+    plan = batch_plan(TEXTS, 2, model=model, max_length=32)
+    shards = [(rows, harvest(model, [TEXTS[i] for i in rows], batches=[np.arange(len(rows))], max_length=32,
+                             active_counts=True, progress=False)) for rows in plan]
+    np.testing.assert_array_equal(assemble(len(TEXTS), shards).active, acts.active)
+    assert harvest(model, TEXTS, max_length=32, progress=False).active is None
 
 
 def test_gemma3_is_bundled_with_its_licence_and_hash():

@@ -132,3 +132,4 @@ def test_batches_group_texts_by_token_count_not_characters(planted_model):
     by_characters = {frozenset(rows.tolist()) for rows in batch_plan(texts, 2)}
     assert by_characters == {frozenset({3, 0}), frozenset({1, 2})}  # what sorting by characters pads together
     assert text_lengths(texts, model=planted_model, max_length=3).max() == 3  # cut where the forward cuts
+    assert batch_plan([], 2, model=planted_model) == []  # e.g. a language with no bundled reference lines

@@ -147,3 +147,23 @@ def test_language_sets_are_not_ablated_when_unseparated_or_tested_by_the_matrix(
     assert isinstance(unseparated, SkippedAblation) and "does not tell these languages apart" in unseparated.skipped
     tested = ablation_plan(None, None, [], FAST, None, seed=0, section=section(True, object()))
     assert isinstance(tested, SkippedAblation) and "deactivation matrix" in tested.skipped
+
+
+def test_lape_reads_the_items_counts_from_the_harvest(tokenizer):
+    """The set's harvests (``active_counts``) stand in for a second pass over the items: same probabilities."""
+    from dataclasses import replace
+
+    from audit.model.harvest import harvest
+    from audit.probes.probeset import bundled_probeset_paths, load_probeset_file
+    from audit.stages.languages import language_lape
+
+    model = load_model(tiny.build_gpt2(tokenizer), tokenizer=tokenizer, device="cpu")
+    path = next(p for p in bundled_probeset_paths() if p.stem == "multilingual")
+    full = load_probeset_file(path)[0]
+    probeset = replace(full, groups=("en", "fr"), items=tuple({"en": i["en"], "fr": i["fr"]}
+                                                                   for i in full.items[:12]))
+    runs = [harvest(model, [item[g] for item in probeset.items], batch_size=16, active_counts=True, progress=False)
+            for g in probeset.groups]
+    alone, read = language_lape(model, probeset, FAST), language_lape(model, probeset, FAST, runs)
+    np.testing.assert_allclose(read.probability, alone.probability, rtol=1e-12)
+    assert (read.selected == alone.selected).all() and alone.probability.min() < alone.probability.max()

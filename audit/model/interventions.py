@@ -10,6 +10,7 @@ an intervention starts at its first rewritten layer from the residual stream kep
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -20,7 +21,7 @@ from torch import nn
 from ..config import ABLATION_MODES
 from .harvest import batch_plan, model_inputs, tokenize
 from .loading import Model
-from .outputs import encode_targets, mean_loglik, model_outputs, target_scores, warm_up
+from .outputs import encode_targets, mean_loglik, model_outputs, warm_up
 
 
 @dataclass(frozen=True)
@@ -186,29 +187,67 @@ def measure_targets(model: Model, prompts: Sequence[str], targets: Sequence[str]
                     interventions: Sequence[Intervention], *, batch_size: int = 16,
                     max_length: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Causal LMs: log P(target | prompt) summed over target tokens, clean (pairs,) and under every
-    intervention (interventions × pairs), with the same stacking as :func:`measure`."""
+    intervention (interventions × pairs). As in :class:`Runner`, interventions share stacked forwards (within
+    ``LOGITS_BUDGET``) that start at their first rewritten layer from the clean pass's stream; only the
+    positions that predict a target token go through the LM head."""
     if model.kind != "causal-lm":
         raise ValueError("target log-probabilities need a causal language model")
     n_pairs, n_runs = len(prompts), len(interventions)
     clean_scores, ablated_scores = np.zeros(n_pairs), np.zeros((n_runs, n_pairs))
-    stack = max(1, n_runs if model.device.type != "cpu" else 1)
+    blocks = layer_blocks(model)
+    starts = np.array([int(np.min(iv.neurons)) // model.neurons_per_layer if len(iv.neurons) else 0
+                       for iv in interventions], dtype=np.int64)
+    kept_layers = sorted({int(layer) for layer in starts if layer > 0})
     state: dict[str, object] = {}
-
     with torch.inference_mode(), model.sites.hooked(_stacked_rewrite(state)):
         for start in range(0, n_pairs, batch_size):
             span = slice(start, min(start + batch_size, n_pairs))
             inputs, firsts = encode_targets(model, prompts[span], targets[span], max_length=max_length)
+            positions = _target_positions(inputs, firsts)
             state["tables"] = None
-            clean_scores[span] = target_scores(model_outputs(model, inputs), inputs, firsts)
-            for first in range(0, n_runs, stack):
-                runs = torch.arange(first, min(first + stack, n_runs))
-                state["tables"] = _affine_tables(model, [interventions[r] for r in runs.tolist()])
-                stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
-                result = model_outputs(model, stacked)
-                rows = len(firsts)
-                for r, run in enumerate(runs.tolist()):
-                    ablated_scores[run, span] = target_scores(result[r * rows:(r + 1) * rows], inputs, firsts)
+            with _kept_streams(blocks, kept_layers) as kept:
+                clean_scores[span] = _target_sums(_kept_logits(model, inputs, positions), inputs, firsts, positions)
+                streams = dict(kept)
+            rows = len(firsts)
+            stack = max(1, LOGITS_BUDGET // (4 * rows * len(positions) * model.module.config.vocab_size))
+            for first_layer in np.unique(starts):
+                group = np.flatnonzero(starts == first_layer)
+                for chunk in range(0, len(group), stack):
+                    runs = group[chunk:chunk + stack]
+                    state["tables"] = _affine_tables(model, [interventions[r] for r in runs])
+                    stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
+                    with _skipped(blocks, int(first_layer), streams.get(int(first_layer)), len(runs)):
+                        logits = _kept_logits(model, stacked, positions)
+                    for r, run in enumerate(runs.tolist()):
+                        ablated_scores[run, span] = _target_sums(logits[r * rows:(r + 1) * rows], inputs, firsts,
+                                                                 positions)
+            state["tables"] = None
     return clean_scores, ablated_scores
+
+
+def _target_positions(inputs: dict[str, torch.Tensor], firsts: Sequence[int]) -> torch.Tensor:
+    """The positions whose next-token prediction is a target token in some row (one span for the batch)."""
+    lengths = inputs["attention_mask"].sum(dim=1)
+    return torch.arange(min(firsts), int(lengths.max()) - 1, device=inputs["input_ids"].device)
+
+
+def _kept_logits(model: Model, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
+    """float32 logits at ``positions`` only (``logits_to_keep``, where the model's forward takes it)."""
+    if "logits_to_keep" in inspect.signature(model.module.forward).parameters:
+        return model.module(**inputs, use_cache=False, logits_to_keep=positions).logits.float()
+    return model.module(**inputs, use_cache=False).logits[:, positions].float()
+
+
+def _target_sums(logits: torch.Tensor, inputs: dict[str, torch.Tensor], firsts: Sequence[int],
+                 positions: torch.Tensor) -> np.ndarray:
+    """Per row: the summed log-probability of its target tokens (those after ``firsts[row]``), from logits
+    at ``positions``; as :func:`audit.model.outputs.target_scores` over the full log-softmax."""
+    following = inputs["input_ids"][:, positions + 1]
+    token = logits.gather(-1, following.unsqueeze(-1))[..., 0] - torch.logsumexp(logits, dim=-1)
+    lengths = inputs["attention_mask"].sum(dim=1, keepdim=True)
+    first = torch.tensor(firsts, device=token.device)[:, None]
+    scored = (positions[None] >= first) & (positions[None] < lengths - 1)
+    return (token * scored).sum(dim=1).double().cpu().numpy()
 
 
 def _stacked_rewrite(state: dict[str, object]):

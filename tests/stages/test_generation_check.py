@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from audit.config import RunConfig
@@ -48,6 +49,35 @@ def test_measure_targets_matches_clean_scoring_and_a_manual_ablation(planted_mod
         manual = target_logprobs(planted_model, prompts, targets)
     np.testing.assert_allclose(ablated[1], manual, atol=1e-5)
     assert not np.allclose(ablated[1], clean)  # the planted neuron reads "poison": its ablation shows
+
+
+def test_stacked_target_scores_from_later_layers_equal_independent_ablations(planted_model):
+    """Several interventions in one forward, batches of pairs whose prompts and targets differ in length, and
+    interventions that start at layer 1 (the forward resumes from the kept stream): each run's scores equal an
+    ablation hooked alone into the full log-softmax scoring."""
+    prompts = ["the cat sees", "my dog finds the old", "a", "every city and every river road"]
+    targets = ["poison today", "book", "house by the water again", "ends"]
+    n = planted_model.neurons_per_layer
+    interventions = [make_intervention([PLANTED_NEURON], "zero"), make_intervention([n + 5, n + 9], "zero"),
+                     make_intervention([PLANTED_NEURON, n + 3], "dampen", scales=[0.5, 0.2]),
+                     make_intervention([n + 7], "mean", means=np.full(2 * n, 0.3))]
+    clean, ablated = measure_targets(planted_model, prompts, targets, interventions, batch_size=3)
+    np.testing.assert_allclose(clean, target_logprobs(planted_model, prompts, targets), atol=1e-4)
+    for run, iv in enumerate(interventions):
+        layer_of, neuron_of = np.divmod(iv.neurons, n)
+
+        def rewrite(layer, x, layer_of=layer_of, neuron_of=neuron_of, iv=iv):
+            at = layer_of == layer
+            if not at.any():
+                return None
+            x = x.clone()
+            x[..., neuron_of[at]] = x[..., neuron_of[at]] * torch.tensor(iv.scale[at], dtype=x.dtype) + \
+                torch.tensor(iv.offset[at], dtype=x.dtype)
+            return x
+
+        with planted_model.sites.hooked(rewrite):
+            np.testing.assert_allclose(ablated[run], target_logprobs(planted_model, prompts, targets), atol=1e-4)
+    assert not np.allclose(ablated[1], clean)
 
 
 def test_safety_set_gets_the_generation_check_and_the_report_shows_it(planted_model, safety_yaml):

@@ -50,8 +50,8 @@ Runner = Callable[[Sequence[str], dict[str, Any], str], Activations]
 
 def cached_harvest(model: Model, texts: Sequence[str], *, cache_dir: str | Path | None, batch_size: int = 32,
                    max_length: int = 128, token_moments: bool = False, outputs: bool = False,
-                   active_counts: bool = False, progress: bool = True, description: str = "harvest", runner: Runner | None = None,
-                   memory_budget_mb: int | None = None) -> Activations:
+                   active_counts: bool = False, progress: bool = True, description: str = "harvest",
+                   runner: Runner | None = None, memory_budget_mb: int | None = None) -> Activations:
     """:func:`harvest`, read from ``cache_dir`` when the same harvest was stored there before.
 
     ``runner(texts, settings, description)`` does the harvest instead of a plain in-process one (an

@@ -45,7 +45,6 @@ from ..model.interventions import (
 )
 from ..model.loading import Model
 from ..probes.probeset import ProbeSet
-from ..results.record import ABSENT
 from ..results.contract import (
     Ablation,
     Collateral,
@@ -303,7 +302,7 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
     activation-matched null; the tests go on (up to ``n_sets`` sets each) only as far as
     :func:`correct_ablations` needs them, which also fills ``p_corrected`` and the verdicts."""
     if plan.kind == "concept":
-        ablation, primary_values, larger = _concept_headline(model, probeset, plan, config, reference, seed=seed)
+        ablation, primary_values, larger = _concept_headline(model, probeset, plan, config, seed=seed)
     else:
         ablation, primary_values, larger = _paired_headline(model, probeset, plan, config, runs, seed=seed)
     starts = {int(np.min(d.target.neurons)) // model.neurons_per_layer for d in plan.doses if len(d.target.neurons)}
@@ -348,15 +347,22 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
     ablation.selection = plan.selection
     ablation.n_significant = plan.n_significant
     ablation.max_null_sets = n_sets
-    if ablation.collateral is not ABSENT:  # measured already, for the generation check
-        pass
-    elif off is not None:
+    if off is not None:
         clean, ablated = float(np.exp(-off.loglik.mean())), float(np.exp(-off.loglik_ablated[plan.headline].mean()))
         ablation.collateral = Collateral(metric="perplexity", n_texts=len(off.loglik), clean=clean, ablated=ablated,
                                          change=ablated - clean, relative_change=ablated / clean - 1.0,
                                          kl=float(off.kl[plan.headline].mean()))
     else:
         ablation.collateral = collateral_cost(model, reference, plan.doses[plan.headline].target, config, seed=seed)
+    pair_eval = plan.extra.get("pair_eval")
+    if (plan.kind == "concept" and config.generation_check and model.kind == "causal-lm" and pair_eval is not None
+            and set(GENERATION_TAGS) & set(probeset.tags)):
+        dose = plan.doses[plan.headline]  # the headline's interventions, as measured in _concept_headline
+        interventions = [dose.target, *dose.layer_null(config.null_sets, seed)]
+        generation = generation_check(model, probeset, pair_eval, interventions, config, ablation.collateral,
+                                      seed=seed)
+        if generation is not None:
+            ablation.generation = generation
     return Measured(ablation, [pending[i] for i in order])
 
 
@@ -368,8 +374,7 @@ class _Values:
     per_text: np.ndarray | None
 
 
-def _concept_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, reference: Sequence[str], *,
-                      seed: int):
+def _concept_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, *, seed: int):
     """Today's headline measurement (the headline dose and its layer-matched null on both sides, every
     metric) and the primary metric's evaluator on the concept texts, for the doses."""
     pos_eval, neg_eval = plan.extra["pos_eval"], plan.extra["neg_eval"]
@@ -407,13 +412,6 @@ def _concept_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunC
                         scales=dose.target.scale, offsets=dose.target.offset,
                         evaluated={"n_positive": len(pos_eval), "n_negative": len(neg_eval), "seed": seed,
                                    "chosen_on": plan.extra["chosen_on"]})
-    pair_eval = plan.extra["pair_eval"]
-    if (config.generation_check and model.kind == "causal-lm" and pair_eval is not None
-            and set(GENERATION_TAGS) & set(probeset.tags)):
-        collateral = ablation.collateral = collateral_cost(model, reference, dose.target, config, seed=seed)
-        generation = generation_check(model, probeset, pair_eval, interventions, config, collateral, seed=seed)
-        if generation is not None:
-            ablation.generation = generation
     runner = Runner(model, [texts[i] for i in pos_eval], batch_size=config.batch_size, max_length=config.max_length,
                     start_layers=sorted({int(np.min(d.target.neurons)) // model.neurons_per_layer
                                          for d in plan.doses if len(d.target.neurons)}))

@@ -62,7 +62,7 @@ def main() -> None:
         return best / len(nulls)
 
     before = per_set(lambda: Runner(model, both, batch_size=config.batch_size, max_length=config.max_length,
-                                    max_stack=config.batch_size))
+                                    max_stack=config.batch_size, batch_rows=config.batch_size))
     after = per_set(lambda: Runner(model, pos, batch_size=config.batch_size, max_length=config.max_length,
                                    start_layers=[first]))
     print(f"{model.name}, {probeset.name}: headline dose k={dose.label} (first ablated layer {first}); "

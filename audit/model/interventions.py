@@ -81,7 +81,7 @@ RUNNER_ROWS = 8
 class Runner:
     """Clean outputs of ``texts``, kept, and their outputs under any number of interventions, on demand.
 
-    The clean pass runs once, in batches of similar length (at most ``RUNNER_ROWS`` texts); it keeps each
+    The clean pass runs once, in batches of similar length (at most ``batch_rows`` texts); it keeps each
     batch's clean outputs and the residual stream entering every layer in ``start_layers``. An intervention
     whose first rewritten layer is L then runs from layer L only (the blocks before it return the kept
     stream), several interventions per forward by stacking copies of a batch. Call :meth:`run` as often as
@@ -92,7 +92,8 @@ class Runner:
     """
 
     def __init__(self, model: Model, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 128,
-                 start_layers: Sequence[int] = (), max_stack: int | None = None, kl: bool = True) -> None:
+                 start_layers: Sequence[int] = (), max_stack: int | None = None, kl: bool = True,
+                 batch_rows: int = RUNNER_ROWS) -> None:
         self.model, self.n_texts, self.kl = model, len(texts), kl
         self.max_stack = max_stack if max_stack is not None else 16 * batch_size
         self.blocks = layer_blocks(model)
@@ -103,7 +104,7 @@ class Runner:
         self.embedding = None if causal else np.zeros((self.n_texts, model.module.config.hidden_size), np.float32)
         with torch.inference_mode(), _kept_streams(self.blocks, self.kept_layers) as kept:
             warm_up()
-            for rows in batch_plan(texts, min(batch_size, RUNNER_ROWS), model=model, max_length=max_length):
+            for rows in batch_plan(texts, min(batch_size, batch_rows), model=model, max_length=max_length):
                 inputs = model_inputs(model, tokenize(model, [texts[i] for i in rows], max_length))
                 if causal and not kl:  # perplexity only
                     clean = None

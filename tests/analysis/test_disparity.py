@@ -45,6 +45,7 @@ def test_signed_rank_p_is_scipys_wilcoxon_with_zeros_and_ties():
     expected[live] = np.nan_to_num(stats.wilcoxon(d[:, live], axis=0, zero_method="wilcox",
                                                   method="approx").pvalue, nan=1.0)
     np.testing.assert_allclose(wilcoxon_p(d), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(wilcoxon_p(d, block=7), wilcoxon_p(d))  # column blocks change nothing
     # by hand: d = 3, −1, 0, 2, 2 → zeros dropped, |d| ranks 4, 1, 2.5, 2.5; R+ = 9, n = 4, one tie of 2
     z = (9 - 4 * 5 / 4) / np.sqrt(4 * 5 * 9 / 24 - (2 ** 3 - 2) / 48)
     assert wilcoxon_p(np.array([[3.0], [-1.0], [0.0], [2.0], [2.0]]))[0] == pytest.approx(2 * stats.norm.sf(z))

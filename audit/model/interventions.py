@@ -181,11 +181,14 @@ def measure(model: Model, texts: Sequence[str], interventions: Sequence[Interven
 
     ``max_stack`` caps the sequences in one stacked forward (default 16 batches: on 2 CPU cores 12 random sets of
     25 texts per forward took 0.3× the time per set of one set per forward; causal LMs also stay within
-    ``LOGITS_BUDGET``).
+    ``LOGITS_BUDGET``). Batches hold ``RUNNER_ROWS`` texts when enough interventions stack onto them to fill
+    a forward of ``batch_size`` rows, more when few do: a clean pass alone ran 1,000 reference lines through
+    SmolLM2 in 53 s as batches of 8 and in 49 s as batches of 32.
     """
     starts = {int(np.min(iv.neurons)) // model.neurons_per_layer for iv in interventions if len(iv.neurons)}
+    rows = min(batch_size, max(RUNNER_ROWS, -(-batch_size // max(len(interventions), 1))))
     runner = Runner(model, texts, batch_size=batch_size, max_length=max_length, start_layers=sorted(starts),
-                    max_stack=max_stack, kl=kl)
+                    max_stack=max_stack, kl=kl, batch_rows=rows)
     return runner.run(interventions)
 
 

@@ -28,6 +28,7 @@ from ..errors import AuditInputError
 from ..execution.executor import Executor
 from ..execution.state import JobState
 from ..model.contexts import keyed, top_contexts
+from ..model.harvest import batch_plan
 from ..model.loading import Model
 from ..model.neuron_effects import ablation_output_change
 from ..model.similarity import WordVectors, clean_token, is_word_start
@@ -483,8 +484,10 @@ def attach_explanations(model: Model, entries: Sequence[tuple[Any, str, Any]], t
     by_set: dict[str, TopContexts] = {}
     for name in sorted({owner for _, owner, _ in entries}):
         wanted = sorted({(e.layer, e.neuron) for e, owner, _ in entries if owner == name})
-        by_set[name] = top_contexts(model, keyed(texts_by_set[name], name), wanted, k=k, batch_size=batch_size,
-                                    max_length=max_length)
+        pairs = list(keyed(texts_by_set[name], name))  # in batches of similar token counts: less padding
+        plan = batch_plan(texts_by_set[name], batch_size, model=model, max_length=max_length)
+        by_set[name] = top_contexts(model, [pairs[i] for rows in plan for i in rows], wanted, k=k,
+                                    batch_size=batch_size, max_length=max_length)
     found = (executor or Executor(progress=False)).contexts(
         model, general, neurons, k=REFERENCE_CONTEXTS, sample=HELDOUT_SAMPLE, seed=seed, batch_size=batch_size,
         max_length=max_length, description="explain", job=job)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -141,28 +141,20 @@ class Runner:
                     width = clean.numel() if clean is not None else \
                         inputs["input_ids"].numel() * model.module.config.vocab_size
                     stack = max(1, min(stack, LOGITS_BUDGET // (4 * width)))
-                for first_layer in np.unique(firsts):
-                    group = np.flatnonzero(firsts == first_layer)
-                    for chunk in range(0, len(group), stack):
-                        runs = group[chunk:chunk + stack]
-                        state["tables"] = _affine_tables(model, [interventions[r] for r in runs])
-                        stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
-                        stream = batch["streams"].get(int(first_layer))
-                        with _skipped(self.blocks, int(first_layer), stream, len(runs)):
-                            result = _forward(model, stacked) if model.kind != "causal-lm" else \
-                                _next_token_logits(model, stacked)
-                        for r, run in enumerate(runs.tolist()):
-                            part = result[r * len(rows):(r + 1) * len(rows)]
-                            if model.kind == "causal-lm":
-                                if probs is None:  # perplexity only: no vocabulary-wide log-softmax
-                                    out.loglik_ablated[run, rows] = _loglik_from_logits(part, inputs).cpu().numpy()
-                                    continue
-                                part = torch.log_softmax(part, dim=-1)
-                                out.loglik_ablated[run, rows] = mean_loglik(part, inputs).cpu().numpy()
-                                out.kl[run, rows] = _mean_kl(clean, probs, part, inputs).cpu().numpy()
-                            else:
-                                out.embedding_ablated[run, rows] = part.cpu().numpy()
-                state["tables"] = None
+                output = _next_token_logits if model.kind == "causal-lm" else _forward
+                for runs, result in _stacked_forwards(model, self.blocks, state, interventions, firsts, inputs,
+                                                      batch["streams"], stack, lambda x: output(model, x)):
+                    for r, run in enumerate(runs.tolist()):
+                        part = result[r * len(rows):(r + 1) * len(rows)]
+                        if model.kind == "causal-lm":
+                            if probs is None:  # perplexity only: no vocabulary-wide log-softmax
+                                out.loglik_ablated[run, rows] = _loglik_from_logits(part, inputs).cpu().numpy()
+                                continue
+                            part = torch.log_softmax(part, dim=-1)
+                            out.loglik_ablated[run, rows] = mean_loglik(part, inputs).cpu().numpy()
+                            out.kl[run, rows] = _mean_kl(clean, probs, part, inputs).cpu().numpy()
+                        else:
+                            out.embedding_ablated[run, rows] = part.cpu().numpy()
         return out
 
     def start_layer(self, intervention: Intervention) -> int:
@@ -219,19 +211,34 @@ def measure_targets(model: Model, prompts: Sequence[str], targets: Sequence[str]
                 streams = dict(kept)
             rows = len(firsts)
             stack = max(1, LOGITS_BUDGET // (4 * rows * len(positions) * model.module.config.vocab_size))
-            for first_layer in np.unique(starts):
-                group = np.flatnonzero(starts == first_layer)
-                for chunk in range(0, len(group), stack):
-                    runs = group[chunk:chunk + stack]
-                    state["tables"] = _affine_tables(model, [interventions[r] for r in runs])
-                    stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
-                    with _skipped(blocks, int(first_layer), streams.get(int(first_layer)), len(runs)):
-                        logits = _kept_logits(model, stacked, positions)
-                    for r, run in enumerate(runs.tolist()):
-                        ablated_scores[run, span] = _target_sums(logits[r * rows:(r + 1) * rows], inputs, firsts,
-                                                                 positions)
-            state["tables"] = None
+            for runs, logits in _stacked_forwards(model, blocks, state, interventions, starts, inputs, streams, stack,
+                                                  lambda stacked: _kept_logits(model, stacked, positions)):
+                for r, run in enumerate(runs.tolist()):
+                    ablated_scores[run, span] = _target_sums(logits[r * rows:(r + 1) * rows], inputs, firsts,
+                                                             positions)
     return clean_scores, ablated_scores
+
+
+def _stacked_forwards(model: Model, blocks: Sequence[nn.Module], state: dict[str, object],
+                      interventions: Sequence[Intervention], starts: np.ndarray, inputs: dict[str, torch.Tensor],
+                      streams: dict[int, object], stack: int,
+                      compute: Callable[..., torch.Tensor]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """The interventions that start at the same layer (``starts``), ``stack`` at a time: one forward of that
+    many copies of ``inputs`` (``compute(stacked)``), each copy rewritten by its
+    own intervention (through ``state``, read by :func:`_stacked_rewrite`) and starting from the kept
+    ``streams``. Yields the runs (indices into ``interventions``) and the forward's result."""
+    try:
+        for first_layer in np.unique(starts):
+            group = np.flatnonzero(starts == first_layer)
+            for chunk in range(0, len(group), stack):
+                runs = group[chunk:chunk + stack]
+                state["tables"] = _affine_tables(model, [interventions[r] for r in runs])
+                stacked = {k: v.repeat(len(runs), *([1] * (v.dim() - 1))) for k, v in inputs.items()}
+                with _skipped(blocks, int(first_layer), streams.get(int(first_layer)), len(runs)):
+                    result = compute(stacked)
+                yield runs, result
+    finally:
+        state["tables"] = None
 
 
 def _target_positions(inputs: dict[str, torch.Tensor], firsts: Sequence[int]) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from audit.execution.plan import shard_plan
 from audit.execution.state import STATE_DIR, StateStore
 from audit.model.harvest import batch_plan, harvest
 from tests import tiny
-from tests.execution.common import ACROSS_PROCESSES, assert_close, compare_args, without_run
+from tests.execution.common import assert_close, compare_args, one_thread, without_run
 
 FAST = ["--no-progress", "--top-k", "3", "--no-pdf", "--null-sets", "5", "--ablation-texts", "8"]
 
@@ -63,22 +62,19 @@ def test_a_killed_driver_resumes_from_its_shard_states(planted_folder, concept_y
     args = ["run", "--model", str(planted_folder), "--probeset", str(concept_yaml), *FAST, "--shard-size", "8"]
     def cli(*extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
         # every run in a fresh process, as a user's would be: nothing carried over from the test session
-        return subprocess.run([sys.executable, "-m", "audit", *args, *extra], env=env, capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run([sys.executable, "-m", "audit", *args, *extra], env=env or one_thread(),
+                              capture_output=True, text=True, timeout=300)
 
     assert cli("--out", str(tmp_path / "clean")).returncode == 0
     out = tmp_path / "killed"
-    env = {**os.environ, "NEURON_AUDIT_FAULT_KILL_DRIVER": "4"}
-    killed = subprocess.run([sys.executable, "-m", "audit", *args, "--out", str(out)], env=env,
-                            capture_output=True, text=True, timeout=300)
+    killed = cli("--out", str(out), env=one_thread(NEURON_AUDIT_FAULT_KILL_DRIVER="4"))
     assert killed.returncode == -9  # SIGKILL right after the 4th shard state was saved
     assert len(list((out / STATE_DIR).rglob("shard-*.npz"))) == 4 and not (out / "results.json").exists()
     changed = subprocess.run([sys.executable, "-m", "audit", *args[:-2], "--shard-size", "16", "--out", str(out),
-                              "--resume"], capture_output=True, text=True, timeout=300)
+                              "--resume"], env=one_thread(), capture_output=True, text=True, timeout=300)
     assert changed.returncode == 2 and "other shard settings" in changed.stderr
     assert cli("--out", str(out), "--resume").returncode == 0
-    assert_close(without_run(out / "results.json"), without_run(tmp_path / "clean" / "results.json"),
-                 rel=ACROSS_PROCESSES)
+    assert_close(without_run(out / "results.json"), without_run(tmp_path / "clean" / "results.json"))
     execution = json.loads((out / "results.json").read_text())["run"]["execution"]
     assert execution["resumed_shards"] == 4 and not (out / STATE_DIR).exists()
 
@@ -104,18 +100,17 @@ def test_sharded_compare_equals_the_unsharded_one(pair, tmp_path):
 def test_a_killed_comparison_resumes_from_its_shard_states(pair, tmp_path):
     def cli(*extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "audit", *compare_args(pair), "--shard-size", "32", *extra],
-                              env=env, capture_output=True, text=True, timeout=300)
+                              env=env or one_thread(), capture_output=True, text=True, timeout=300)
 
     assert cli("--out", str(tmp_path / "clean")).returncode == 0
     out = tmp_path / "killed"
-    killed = cli("--out", str(out), env={**os.environ, "NEURON_AUDIT_FAULT_KILL_DRIVER": "2"})
+    killed = cli("--out", str(out), env=one_thread(NEURON_AUDIT_FAULT_KILL_DRIVER="2"))
     assert killed.returncode == -9  # SIGKILL right after the 2nd of 4 shard states was saved
     assert len(list((out / STATE_DIR).rglob("shard-*.npz"))) == 2 and not (out / "comparison.json").exists()
     changed = cli("--out", str(out), "--resume", "--baseline-stride", "3")
     assert changed.returncode == 2 and "other settings (compare)" in changed.stderr
     assert cli("--out", str(out), "--resume").returncode == 0
-    assert_close(without_run(out / "comparison.json"), without_run(tmp_path / "clean" / "comparison.json"),
-                 rel=ACROSS_PROCESSES)
+    assert_close(without_run(out / "comparison.json"), without_run(tmp_path / "clean" / "comparison.json"))
     execution = json.loads((out / "comparison.json").read_text())["run"]["execution"]
     assert execution["resumed_shards"] == 2 and not (out / STATE_DIR).exists()
 

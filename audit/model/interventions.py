@@ -224,9 +224,9 @@ def _stacked_forwards(model: Model, blocks: Sequence[nn.Module], state: dict[str
                       streams: dict[int, object], stack: int,
                       compute: Callable[..., torch.Tensor]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
     """The interventions that start at the same layer (``starts``), ``stack`` at a time: one forward of that
-    many copies of ``inputs`` (``compute(stacked)``), each copy rewritten by its
-    own intervention (through ``state``, read by :func:`_stacked_rewrite`) and starting from the kept
-    ``streams``. Yields the runs (indices into ``interventions``) and the forward's result."""
+    many copies of ``inputs`` (``compute(stacked)``), each copy rewritten by its own intervention (through
+    ``state``, read by :func:`_stacked_rewrite`) and starting from the kept ``streams``. Yields the runs
+    (indices into ``interventions``) and the forward's result."""
     try:
         for first_layer in np.unique(starts):
             group = np.flatnonzero(starts == first_layer)

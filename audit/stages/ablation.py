@@ -357,10 +357,8 @@ def run_plan(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, re
     pair_eval = plan.extra.get("pair_eval")
     if (plan.kind == "concept" and config.generation_check and model.kind == "causal-lm" and pair_eval is not None
             and set(GENERATION_TAGS) & set(probeset.tags)):
-        dose = plan.doses[plan.headline]  # the headline's interventions, as measured in _concept_headline
-        interventions = [dose.target, *dose.layer_null(config.null_sets, seed)]
-        generation = generation_check(model, probeset, pair_eval, interventions, config, ablation.collateral,
-                                      seed=seed)
+        generation = generation_check(model, probeset, pair_eval, _headline_interventions(plan, config, seed),
+                                      config, ablation.collateral, seed=seed)
         if generation is not None:
             ablation.generation = generation
     return Measured(ablation, [pending[i] for i in order])
@@ -374,13 +372,20 @@ class _Values:
     per_text: np.ndarray | None
 
 
+def _headline_interventions(plan: Plan, config: RunConfig, seed: int) -> list[Intervention]:
+    """The headline dose and its layer-matched null sets: what the headline measures and the generation check
+    re-tests."""
+    dose = plan.doses[plan.headline]
+    return [dose.target, *dose.layer_null(config.null_sets, seed)]
+
+
 def _concept_headline(model: Model, probeset: ProbeSet, plan: Plan, config: RunConfig, *, seed: int):
     """Today's headline measurement (the headline dose and its layer-matched null on both sides, every
     metric) and the primary metric's evaluator on the concept texts, for the doses."""
     pos_eval, neg_eval = plan.extra["pos_eval"], plan.extra["neg_eval"]
     texts = probeset.texts
     dose = plan.doses[plan.headline]
-    interventions = [dose.target, *dose.layer_null(config.null_sets, seed)]
+    interventions = _headline_interventions(plan, config, seed)
     m = measure(model, [texts[i] for i in (*pos_eval, *neg_eval)], interventions, batch_size=config.batch_size,
                 max_length=config.max_length)
     pos, neg = np.arange(len(pos_eval)), np.arange(len(pos_eval), len(pos_eval) + len(neg_eval))
